@@ -1,0 +1,129 @@
+// The typed messages across the worker boundary: requests and cancellations in, per-sequence events
+// and per-step statistics out. Everything here is structured-clone safe.
+import type { SuperWeightCoordinate, SwitchPlan } from '../superweights/switch-plan.js';
+import type { SamplingParams } from './sampler.js';
+import type { SessionInfo } from './session.js';
+
+/** One sequence to generate (an `n > 1` request is n of these). */
+export interface GenerationRequest {
+  id: string;
+  prompt: { text: string } | { tokenIds: number[] };
+  maxTokens: number;
+  sampling: SamplingParams;
+  /** Selects the random stream for the seed, so choices of one request differ. */
+  streamIndex: number;
+  stop: string[];
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  minTokens: number;
+  /** Top alternatives for each prompt token's logprob (echo); null computes none. */
+  promptLogprobs: number | null;
+  switchPlan: SwitchPlan;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface TokenAlternative {
+  tokenId: number;
+  token: string;
+  logprob: number;
+}
+
+export interface LayerActivation {
+  layer: number;
+  inputMax: number;
+  inputChannel: number;
+  inputPosition: number;
+  outputMax: number;
+  outputChannel: number;
+  outputPosition: number;
+}
+
+export interface SuperActivationValue extends SuperWeightCoordinate {
+  /** Signed down_proj output at (position of largest magnitude in the step, row). */
+  value: number;
+  position: number;
+}
+
+/** What the taps saw for one sequence in one step. */
+export interface ActivationFrame {
+  phase: 'prefill' | 'decode';
+  step: number;
+  /** First and one-past-last token position of the step. */
+  positions: [number, number];
+  layers: LayerActivation[];
+  superActivations: SuperActivationValue[];
+}
+
+export type SequenceEvent =
+  | {
+      type: 'prompt';
+      id: string;
+      promptIds: number[];
+      promptTokens: string[];
+      /** Per prompt token (the first has none): its logprob and the top alternatives. */
+      promptLogprobs?: ({ logprob: number; top: TokenAlternative[] } | null)[];
+    }
+  | {
+      type: 'token';
+      id: string;
+      tokenId: number;
+      token: string;
+      /** Text the client may see now (held back while it may be part of a stop string). */
+      text: string;
+      logprob: number;
+      top: TokenAlternative[];
+      frame?: ActivationFrame;
+    }
+  | {
+      type: 'finish';
+      id: string;
+      reason: FinishReason;
+      /** Text held back until the end. */
+      text: string;
+      stopString?: string;
+      promptTokens: number;
+      completionTokens: number;
+    }
+  | { type: 'error'; id: string; message: string };
+
+export interface StepStats {
+  phase: 'prefill' | 'decode';
+  batchSize: number;
+  /** Tokens per row fed this step (padded). */
+  tokens: number;
+  runMs: number;
+  totalMs: number;
+  running: number;
+  waiting: number;
+  /** Rows by switch state, for the observability of mixed batches. */
+  switchedRows: number;
+}
+
+export interface EngineInfo {
+  modelDir: string;
+  modelId: string;
+  architecture: string;
+  parameterCount: number;
+  contextLength: number;
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  session: SessionInfo;
+  knownSuperWeights: (SuperWeightCoordinate & { originalValue: number })[];
+  bosId?: number;
+  eosIds: number[];
+  chatTemplate?: string;
+}
+
+export type WorkerInbound =
+  | { type: 'submit'; request: GenerationRequest }
+  | { type: 'cancel'; id: string }
+  | { type: 'shutdown' };
+
+export type WorkerOutbound =
+  | { type: 'ready'; info: EngineInfo }
+  | { type: 'load-error'; message: string }
+  | { type: 'events'; events: SequenceEvent[]; stats?: StepStats }
+  | { type: 'closed' };

@@ -1,0 +1,79 @@
+// One sequence's state between steps: its tokens, sampling state, streamed text and why it ends.
+import type { FinishReason, GenerationRequest } from './protocol.js';
+import { createDetokenizer, createStopMatcher, type IncrementalDetokenizer, type StopMatcher } from './detokenizer.js';
+import { createRng, randomSeed, type Rng } from './rng.js';
+import { createPenaltyState, createSamplerScratch, recordOutputToken, type SamplerScratch } from './sampler.js';
+import type { TextTokenizer } from './tokenizer.js';
+
+export class Sequence {
+  readonly outputIds: number[] = [];
+  readonly promptTokens: ReadonlySet<number>;
+  readonly outputCounts = new Map<number, number>();
+  readonly rng: Rng;
+  readonly scratch: SamplerScratch;
+  private readonly detokenizer: IncrementalDetokenizer;
+  private readonly stopMatcher: StopMatcher;
+  cancelled = false;
+  finishReason: FinishReason | undefined;
+  stopString: string | undefined;
+  /** Steps this sequence has taken part in (the prefill is step 0). */
+  steps = 0;
+
+  constructor(
+    readonly request: GenerationRequest,
+    readonly promptIds: number[],
+    tokenizer: TextTokenizer,
+    vocabSize: number,
+    private readonly eosIds: readonly number[],
+    private readonly contextLength: number,
+  ) {
+    this.promptTokens = createPenaltyState(promptIds).promptTokens;
+    this.rng = createRng(request.sampling.seed ?? randomSeed(), request.streamIndex);
+    this.scratch = createSamplerScratch(vocabSize);
+    this.detokenizer = createDetokenizer(tokenizer, promptIds);
+    this.stopMatcher = createStopMatcher(request.stop);
+  }
+
+  get id(): string {
+    return this.request.id;
+  }
+
+  get promptLength(): number {
+    return this.promptIds.length;
+  }
+
+  /** Position of the next token to feed. */
+  get nextPosition(): number {
+    return this.promptIds.length + this.outputIds.length - 1;
+  }
+
+  /** Records a sampled token; returns the text the client may see now and whether the sequence ended. */
+  append(tokenId: number): { text: string; finished: boolean } {
+    this.outputIds.push(tokenId);
+    recordOutputToken(this.outputCounts, tokenId);
+    const { request } = this;
+    const minReached = this.outputIds.length >= request.minTokens;
+    const match = this.stopMatcher.push(this.detokenizer.push(tokenId));
+    if (match.stopped) {
+      this.stopString = match.stopString;
+      return { text: match.emit, finished: this.finish('stop') };
+    }
+    if (minReached && (request.stopTokenIds.includes(tokenId) || (!request.ignoreEos && this.eosIds.includes(tokenId)))) {
+      return { text: match.emit, finished: this.finish('stop') };
+    }
+    const atContextEnd = this.promptIds.length + this.outputIds.length >= this.contextLength;
+    if (this.outputIds.length >= request.maxTokens || atContextEnd) return { text: match.emit, finished: this.finish('length') };
+    return { text: match.emit, finished: false };
+  }
+
+  /** The text held back for stop-string matching, released when the sequence ends without a stop. */
+  flushText(): string {
+    if (this.finishReason === 'stop' && this.stopString !== undefined) return '';
+    return this.stopMatcher.push(this.detokenizer.flush()).emit + this.stopMatcher.flush();
+  }
+
+  finish(reason: FinishReason): boolean {
+    this.finishReason ??= reason;
+    return true;
+  }
+}

@@ -1,0 +1,81 @@
+// Building blocks shared by the decoder graph and its instrumentation: checkpoint weights as external
+// data, dtype casts, linear layers and norms, each a few ONNX nodes.
+import type { Checkpoint } from './checkpoint.js';
+import type { NormKind } from './architectures/layout.js';
+import { GraphBuilder, onnxDataTypeCode, type OnnxDataType } from './onnx-graph.js';
+import type { SafetensorsDtype } from './safetensors.js';
+
+export type ComputeDtype = 'float32' | 'float16';
+
+export interface GraphContext {
+  g: GraphBuilder;
+  checkpoint: Checkpoint;
+  dtype: ComputeDtype;
+  /** Weight name -> value name in compute dtype, so tied embeddings load once. */
+  weights: Map<string, string>;
+}
+
+const SAFETENSORS_TO_ONNX: Record<SafetensorsDtype, OnnxDataType> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+/** A checkpoint tensor in compute dtype; the Cast is folded by onnxruntime at load. */
+export function weight(ctx: GraphContext, name: string): string {
+  const cached = ctx.weights.get(name);
+  if (cached) return cached;
+  const entry = ctx.checkpoint.tensors.get(name);
+  if (!entry) throw new Error(`checkpoint has no tensor ${name}`);
+  const stored = SAFETENSORS_TO_ONNX[entry.dtype];
+  const init = ctx.g.externalInitializer(name, {
+    dtype: stored,
+    dims: entry.shape,
+    location: entry.file,
+    offset: entry.offset,
+    length: entry.byteLength,
+  });
+  const value = stored === ctx.dtype ? init : cast(ctx.g, init, ctx.dtype);
+  ctx.weights.set(name, value);
+  return value;
+}
+
+export function cast(g: GraphBuilder, value: string, to: OnnxDataType): string {
+  return g.op('Cast', [value], { to: onnxDataTypeCode(to) });
+}
+
+/** Casts a float32 value to compute dtype (a no-op on float32 graphs). */
+export function toCompute(ctx: GraphContext, float32Value: string): string {
+  return ctx.dtype === 'float32' ? float32Value : cast(ctx.g, float32Value, ctx.dtype);
+}
+
+export function toFloat32(ctx: GraphContext, value: string): string {
+  return ctx.dtype === 'float32' ? value : cast(ctx.g, value, 'float32');
+}
+
+export function scalar(ctx: GraphContext, value: number): string {
+  return toCompute(ctx, ctx.g.constant({ dtype: 'float32', dims: [], values: [value] }, 'scalar'));
+}
+
+/** y = x W^T (+ b) with W in Hugging Face [out, in] layout; the Transpose is folded at load. */
+export function linear(ctx: GraphContext, x: string, weightName: string, biasName?: string): string {
+  const w = ctx.g.op('Transpose', [weight(ctx, weightName)], { perm: [1, 0] });
+  const y = ctx.g.op('MatMul', [x, w]);
+  return biasName ? ctx.g.op('Add', [y, weight(ctx, biasName)]) : y;
+}
+
+/** RMSNorm (computed in float32 as transformers does) or OLMo's LayerNorm without weights. */
+export function norm(ctx: GraphContext, kind: NormKind, x: string, weightName: string | undefined, eps: number): string {
+  const { g } = ctx;
+  const x32 = toFloat32(ctx, x);
+  const epsilon = g.constant({ dtype: 'float32', dims: [], values: [eps] }, 'eps');
+  let normed: string;
+  if (kind === 'rms') {
+    const square = g.op('Pow', [x32, g.constant({ dtype: 'float32', dims: [], values: [2] }, 'two')]);
+    const variance = g.op('ReduceMean', [square], { axes: [-1], keepdims: 1 });
+    normed = g.op('Div', [x32, g.op('Sqrt', [g.op('Add', [variance, epsilon])])]);
+  } else {
+    const mean = g.op('ReduceMean', [x32], { axes: [-1], keepdims: 1 });
+    const centred = g.op('Sub', [x32, mean]);
+    const variance = g.op('ReduceMean', [g.op('Mul', [centred, centred])], { axes: [-1], keepdims: 1 });
+    normed = g.op('Div', [centred, g.op('Sqrt', [g.op('Add', [variance, epsilon])])]);
+  }
+  const back = toCompute(ctx, normed);
+  return weightName ? g.op('Mul', [back, weight(ctx, weightName)]) : back;
+}
