@@ -2,9 +2,9 @@
 // iterable; aborting the signal (a client that went away) cancels it at the worker's next step.
 import { Worker } from 'node:worker_threads';
 import type { EngineOptions } from './engine-core.js';
-import type { EngineInfo, GenerationRequest, SequenceEvent, StepStats, WorkerInbound, WorkerOutbound } from './protocol.js';
+import type { EngineInfo, EngineUpdate, GenerationRequest, SequenceEvent, WorkerInbound, WorkerOutbound } from './protocol.js';
 
-type StatsListener = (stats: StepStats) => void;
+type UpdateListener = (update: EngineUpdate) => void;
 
 interface Pending {
   push(event: SequenceEvent): void;
@@ -12,7 +12,7 @@ interface Pending {
 
 export class EngineClient {
   private readonly pending = new Map<string, Pending>();
-  private readonly statsListeners = new Set<StatsListener>();
+  private readonly updateListeners = new Set<UpdateListener>();
   private exitError: Error | undefined;
 
   private constructor(
@@ -20,17 +20,20 @@ export class EngineClient {
     readonly info: EngineInfo,
   ) {
     worker.on('message', (message: WorkerOutbound) => {
-      if (message.type !== 'events') return;
+      if (message.type !== 'update') return;
       for (const event of message.events) this.pending.get(event.id)?.push(event);
-      if (message.stats) for (const listener of this.statsListeners) listener(message.stats);
+      for (const listener of this.updateListeners) listener(message);
     });
     worker.on('exit', (code) => this.failAll(new Error(`engine worker exited with code ${code}`)));
     worker.on('error', (err) => this.failAll(err));
   }
 
-  /** Starts the worker and resolves once the model is loaded. */
-  static start(options: EngineOptions): Promise<EngineClient> {
+  /** Starts the worker and resolves once the model is loaded; warnings (e.g. a CUDA fallback) go to `onWarning`. */
+  static start(options: Omit<EngineOptions, 'onWarning'>, onWarning: (message: string) => void = () => {}): Promise<EngineClient> {
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: options });
+    worker.on('message', (message: WorkerOutbound) => {
+      if (message.type === 'warning') onWarning(message.message);
+    });
     return new Promise((resolve, reject) => {
       const onMessage = (message: WorkerOutbound): void => {
         if (message.type === 'ready') {
@@ -47,9 +50,10 @@ export class EngineClient {
     });
   }
 
-  onStats(listener: StatsListener): () => void {
-    this.statsListeners.add(listener);
-    return () => this.statsListeners.delete(listener);
+  /** Every engine update (events, step statistics, load): telemetry subscribes here. */
+  onUpdate(listener: UpdateListener): () => void {
+    this.updateListeners.add(listener);
+    return () => this.updateListeners.delete(listener);
   }
 
   get inFlight(): number {

@@ -5,7 +5,7 @@ import { openCheckpoint, parameterCount, type Checkpoint } from '../model/checkp
 import { readTensorElement } from '../model/safetensors.js';
 import { activationFrame } from './activation-frames.js';
 import { BatchKvCache, type KvGeometry } from './kv-cache.js';
-import type { EngineInfo, GenerationRequest, SequenceEvent, StepStats, TokenAlternative } from './protocol.js';
+import type { EngineInfo, EngineUpdate, GenerationRequest, SequenceEvent, StepStats, TokenAlternative } from './protocol.js';
 import { logSoftmax, sampleToken, topLogprobs } from './sampler.js';
 import { Scheduler, type ScheduledStep, type SchedulerLimits } from './scheduler.js';
 import { Sequence } from './sequence.js';
@@ -27,7 +27,7 @@ export interface EngineOptions {
   onWarning?: (message: string) => void;
 }
 
-export type EngineListener = (events: SequenceEvent[], stats?: StepStats) => void;
+export type EngineListener = (update: EngineUpdate) => void;
 
 export class EngineCore {
   private readonly scheduler: Scheduler<Sequence>;
@@ -99,7 +99,7 @@ export class EngineCore {
   submit(request: GenerationRequest): void {
     const problem = this.validate(request);
     if (typeof problem === 'string') {
-      this.listener([{ type: 'error', id: request.id, message: problem }]);
+      this.emit([{ type: 'error', id: request.id, message: problem }]);
       return;
     }
     this.scheduler.add(new Sequence(request, problem, this.tokenizer, this.vocabSize, this.info.eosIds, this.info.contextLength));
@@ -117,7 +117,7 @@ export class EngineCore {
     const cancelled = this.scheduler.takeCancelled();
     if (cancelled.length > 0) {
       this.kv.remove(new Set(cancelled.map((s) => s.id)));
-      this.listener(cancelled.map((s) => this.finishEvent(s, 'abort')));
+      this.emit(cancelled.map((s) => this.finishEvent(s, 'abort')));
     }
     const step = this.scheduler.schedule();
     if (step.kind === 'idle') return false;
@@ -170,7 +170,7 @@ export class EngineCore {
     kv.remove(finished);
     if (step.kind === 'prefill') this.kv.merge(kv);
     this.scheduler.update(step, finished);
-    this.listener(events, this.stats(step, rows.length, packed.feeds.tokens, runMs, performance.now() - started));
+    this.emit(events, this.stats(step, rows.length, packed.feeds.tokens, runMs, performance.now() - started));
     return true;
   }
 
@@ -238,10 +238,12 @@ export class EngineCore {
       tokens,
       runMs,
       totalMs,
-      running: this.scheduler.runningCount,
-      waiting: this.scheduler.waitingCount,
       switchedRows: sequences.filter((s) => s.request.switchPlan.entries.some((e) => e.scale !== 1)).length,
     };
+  }
+
+  private emit(events: SequenceEvent[], step?: StepStats): void {
+    this.listener({ events, step, load: { running: this.scheduler.runningCount, waiting: this.scheduler.waitingCount } });
   }
 
   private weightValue(c: SuperWeightCoordinate): number {

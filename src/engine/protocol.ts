@@ -94,10 +94,21 @@ export interface StepStats {
   tokens: number;
   runMs: number;
   totalMs: number;
-  running: number;
-  waiting: number;
   /** Rows by switch state, for the observability of mixed batches. */
   switchedRows: number;
+}
+
+/** Sequences in the engine after an update. */
+export interface EngineLoad {
+  running: number;
+  waiting: number;
+}
+
+/** What the engine reports after a step or a cancellation. */
+export interface EngineUpdate {
+  events: SequenceEvent[];
+  step?: StepStats;
+  load: EngineLoad;
 }
 
 export interface EngineInfo {
@@ -125,5 +136,6 @@ export type WorkerInbound =
 export type WorkerOutbound =
   | { type: 'ready'; info: EngineInfo }
   | { type: 'load-error'; message: string }
-  | { type: 'events'; events: SequenceEvent[]; stats?: StepStats }
+  | { type: 'warning'; message: string }
+  | ({ type: 'update' } & EngineUpdate)
   | { type: 'closed' };

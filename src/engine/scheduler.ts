@@ -9,6 +9,10 @@ export interface SchedulerLimits {
   maxPrefillTokens: number;
 }
 
+// Defaults sized for the 2-core CPU machines this runs on: batch 16 keeps a decode step under the
+// time of one prefill, and 4096 padded prefill tokens bound the attention-bias tensor to a few MB.
+export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxBatch: 16, maxPrefillTokens: 4096 };
+
 export interface Schedulable {
   id: string;
   promptLength: number;

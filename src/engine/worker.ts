@@ -21,7 +21,8 @@ port.on('message', (message: WorkerInbound) => {
 
 async function main(): Promise<void> {
   try {
-    engine = await EngineCore.load(workerData as EngineOptions, (events, stats) => post({ type: 'events', events, stats }));
+    const options: EngineOptions = { ...(workerData as EngineOptions), onWarning: (message) => post({ type: 'warning', message }) };
+    engine = await EngineCore.load(options, (update) => post({ type: 'update', ...update }));
   } catch (err) {
     post({ type: 'load-error', message: (err as Error).message });
     return;

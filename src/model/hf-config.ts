@@ -164,6 +164,7 @@ function slidingWindowOf(arch: ArchitectureName, window: number | undefined, use
   if (arch === 'Qwen2ForCausalLM' && useSliding) {
     throw new CheckpointError(file, 'use_sliding_window (per-layer sliding attention) is not supported for Qwen2');
   }
-  if (arch === 'MistralForCausalLM') return window;
+  // Mistral and Phi-3 apply sliding_window whenever it is set (transformers' masking_utils).
+  if (arch === 'MistralForCausalLM' || arch === 'Phi3ForCausalLM') return window;
   return undefined;
 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// The `swserve` command: one subcommand per job.
+import { GENERATE_USAGE, runGenerate } from './generate-command.js';
+
+const COMMANDS: Record<string, { usage: string; run: (argv: string[]) => Promise<void> }> = {
+  generate: { usage: GENERATE_USAGE, run: runGenerate },
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  const command = name === undefined ? undefined : COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`usage:\n${Object.values(COMMANDS).map((c) => `  ${c.usage}`).join('\n')}\n`);
+    process.exitCode = name === undefined || name === '--help' ? 0 : 2;
+    return;
+  }
+  await command.run(rest);
+}
+
+main(process.argv.slice(2)).catch((err: Error) => {
+  process.stderr.write(`swserve: ${err.message}\n`);
+  process.exitCode = 1;
+});
