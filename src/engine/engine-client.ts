@@ -107,6 +107,6 @@ export class EngineClient {
 
   private failAll(err: Error): void {
     this.exitError ??= err;
-    for (const [id, pending] of this.pending) pending.push({ type: 'error', id, message: err.message });
+    for (const [id, pending] of this.pending) pending.push({ type: 'error', id, kind: 'engine_failure', message: err.message });
   }
 }

@@ -85,6 +85,8 @@ export class EngineCore {
       knownSuperWeights: [],
       bosId: tokenizer.bosId,
       eosIds: [...new Set([...tokenizer.eosIds, ...spec.eosTokenIds])],
+      bosToken: tokenizer.bosToken,
+      eosToken: tokenizer.eosToken,
       chatTemplate: tokenizer.chatTemplate,
     };
     const engine = new EngineCore(info, checkpoint, session, tokenizer, options, listener);
@@ -99,10 +101,14 @@ export class EngineCore {
   submit(request: GenerationRequest): void {
     const problem = this.validate(request);
     if (typeof problem === 'string') {
-      this.emit([{ type: 'error', id: request.id, message: problem }]);
+      this.emit([{ type: 'error', id: request.id, kind: 'invalid_request', message: problem }]);
       return;
     }
     this.scheduler.add(new Sequence(request, problem, this.tokenizer, this.vocabSize, this.info.eosIds, this.info.contextLength));
+    const weightValues = Object.fromEntries(
+      [...this.options.knownSuperWeights, ...request.switchPlan.entries].map((c) => [coordinateId(c), this.weightValue(c)]),
+    );
+    this.emit([{ type: 'accepted', id: request.id, promptTokens: problem.length, weightValues }]);
   }
 
   /** Marks a sequence cancelled; it leaves the batch at the next step. */
@@ -141,6 +147,11 @@ export class EngineCore {
       const { first, count } = packed.logitRows[b]!;
       const V = this.vocabSize;
       if (step.kind === 'prefill') events.push(this.promptEvent(s, out.logits, first));
+      if (s.request.maxTokens === 0) {
+        finished.add(s.id);
+        events.push(this.finishEvent(s, 'length'));
+        return;
+      }
       const sampled = sampleToken(out.logits.subarray((first + count - 1) * V, (first + count) * V), s.request.sampling, s, s.rng, s.scratch);
       const frame = out.taps
         ? activationFrame(out.taps, b, {
@@ -183,7 +194,7 @@ export class EngineCore {
   private validate(request: GenerationRequest): number[] | string {
     let ids: number[];
     if ('text' in request.prompt) {
-      ids = this.tokenizer.encode(request.prompt.text);
+      ids = this.tokenizer.encode(request.prompt.text, { addSpecialTokens: request.prompt.addSpecialTokens ?? true });
     } else {
       ids = request.prompt.tokenIds;
       const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.vocabSize);
@@ -198,7 +209,13 @@ export class EngineCore {
   }
 
   private promptEvent(s: Sequence, logits: Float32Array, first: number): SequenceEvent {
-    const event: SequenceEvent = { type: 'prompt', id: s.id, promptIds: s.promptIds, promptTokens: s.promptIds.map((id) => this.tokenizer.tokenText(id)) };
+    const event: SequenceEvent = {
+      type: 'prompt',
+      id: s.id,
+      promptIds: s.promptIds,
+      promptText: 'text' in s.request.prompt ? s.request.prompt.text : this.tokenizer.decode(s.promptIds, { skipSpecialTokens: true }),
+      promptTokens: s.promptIds.map((id) => this.tokenizer.tokenText(id)),
+    };
     const k = s.request.promptLogprobs;
     if (k === null) return event;
     const V = this.vocabSize;

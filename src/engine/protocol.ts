@@ -7,7 +7,9 @@ import type { SessionInfo } from './session.js';
 /** One sequence to generate (an `n > 1` request is n of these). */
 export interface GenerationRequest {
   id: string;
-  prompt: { text: string } | { tokenIds: number[] };
+  /** Text is tokenized with the model's special tokens (BOS) unless `addSpecialTokens` is false (chat templates add their own). */
+  prompt: { text: string; addSpecialTokens?: boolean } | { tokenIds: number[] };
+  /** 0 scores the prompt only (with `promptLogprobs`), generating nothing. */
   maxTokens: number;
   sampling: SamplingParams;
   /** Selects the random stream for the seed, so choices of one request differ. */
@@ -56,10 +58,20 @@ export interface ActivationFrame {
 }
 
 export type SequenceEvent =
+  /** Validated and queued; comes before any step runs, so a server can open its stream. */
+  | {
+      type: 'accepted';
+      id: string;
+      promptTokens: number;
+      /** Original value of every switched weight and known super weight, by "layer:row:col". */
+      weightValues: Record<string, number>;
+    }
   | {
       type: 'prompt';
       id: string;
       promptIds: number[];
+      /** The prompt decoded (special tokens skipped), for echo. */
+      promptText: string;
       promptTokens: string[];
       /** Per prompt token (the first has none): its logprob and the top alternatives. */
       promptLogprobs?: ({ logprob: number; top: TokenAlternative[] } | null)[];
@@ -85,7 +97,8 @@ export type SequenceEvent =
       promptTokens: number;
       completionTokens: number;
     }
-  | { type: 'error'; id: string; message: string };
+  /** `invalid_request`: the request itself is wrong; `engine_failure`: the engine could not serve it. */
+  | { type: 'error'; id: string; kind: 'invalid_request' | 'engine_failure'; message: string };
 
 export interface StepStats {
   phase: 'prefill' | 'decode';
@@ -125,6 +138,8 @@ export interface EngineInfo {
   knownSuperWeights: (SuperWeightCoordinate & { originalValue: number })[];
   bosId?: number;
   eosIds: number[];
+  bosToken?: string;
+  eosToken?: string;
   chatTemplate?: string;
 }
 

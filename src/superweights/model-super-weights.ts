@@ -9,9 +9,9 @@ export const MODEL_SUPER_WEIGHTS_FILE = 'super_weights.json';
 const coordinate = z.object({ layer: z.number().int().min(0), row: z.number().int().min(0), col: z.number().int().min(0) });
 const fileSchema = z.looseObject({ super_weights: z.array(z.looseObject(coordinate.shape)) });
 
-/** Coordinates listed next to the model, or none when the file is absent. */
-export function readModelSuperWeights(modelDir: string): SuperWeightCoordinate[] {
-  const file = path.join(modelDir, MODEL_SUPER_WEIGHTS_FILE);
+/** Coordinates listed next to the model (or in `fileName` there), or none when the file is absent. */
+export function readModelSuperWeights(modelDir: string, fileName = MODEL_SUPER_WEIGHTS_FILE): SuperWeightCoordinate[] {
+  const file = path.join(modelDir, fileName);
   if (!fs.existsSync(file)) return [];
   const parsed = fileSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
   if (!parsed.success) throw new Error(`${file}: ${parsed.error.issues[0]!.message} at ${parsed.error.issues[0]!.path.join('.')}`);

@@ -32,7 +32,7 @@ async function collect(events: AsyncIterable<SequenceEvent>): Promise<SequenceEv
 describe('EngineClient', () => {
   it('streams prompt, token and finish events', async () => {
     const events = await collect(client.generate(generationRequest({ id: 'one', prompt: { text: 'Hello' }, maxTokens: 5 })));
-    assert.deepEqual(events.map((e) => e.type), ['prompt', 'token', 'token', 'token', 'token', 'token', 'finish']);
+    assert.deepEqual(events.map((e) => e.type), ['accepted', 'prompt', 'token', 'token', 'token', 'token', 'token', 'finish']);
     assert.equal(client.inFlight, 0);
   });
 

@@ -118,6 +118,7 @@ describe('continuous batching', () => {
     for (const [request, message] of cases) {
       runner.engine.submit(request);
       const error = runner.get(request.id).events[0]!;
+      assert.equal(runner.get(request.id).events.length, 1);
       assert.equal(error.type, 'error');
       assert.match(error.type === 'error' ? error.message : '', message);
     }

@@ -1,0 +1,33 @@
+// What every handler may use: the engine client, the limits, and the model id clients send.
+import type { Request } from 'express';
+import type { ServerConfig } from '../config/server-config.js';
+import type { EngineClient } from '../engine/engine-client.js';
+import type { Admission } from './admission.js';
+import { ApiError } from './errors.js';
+
+export interface ApiContext {
+  engine: EngineClient;
+  modelId: string;
+  config: ServerConfig;
+  admission: Admission;
+  /** Resolves when the server starts shutting down (streams end, new work is refused). */
+  shuttingDown: () => boolean;
+}
+
+export function checkModel(ctx: ApiContext, model: string): void {
+  if (model !== ctx.modelId) throw new ApiError('model_not_found', `model "${model}" is not served here; this server serves "${ctx.modelId}"`, 'model');
+}
+
+/** Aborts when the client goes away before the response is complete. */
+export function disconnectSignal(req: Request): AbortController {
+  const controller = new AbortController();
+  req.res!.once('close', () => {
+    if (!req.res!.writableFinished) controller.abort();
+  });
+  return controller;
+}
+
+let counter = 0;
+export function responseId(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}${(counter++).toString(36).padStart(4, '0')}`;
+}

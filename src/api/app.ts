@@ -1,0 +1,56 @@
+// The express app: one route table listing every path, JSON bodies with a size limit, API-key auth
+// on /v1, the OpenAI error envelope for everything that goes wrong.
+import express, { type Express, type RequestHandler } from 'express';
+import type { ApiContext } from './api-context.js';
+import { requireApiKey } from './auth.js';
+import { chatCompletionsHandler } from './chat/handler.js';
+import { completionsHandler } from './completions/handler.js';
+import { ApiError, errorMiddleware, sendError } from './errors.js';
+import { healthHandler, readyHandler } from './health/handler.js';
+import { modelsHandler } from './models/handler.js';
+
+interface Route {
+  method: 'get' | 'post';
+  path: string;
+  handler: RequestHandler;
+  /** Behind the API key when one is configured. */
+  auth: boolean;
+}
+
+export function routeTable(ctx: ApiContext): Route[] {
+  return [
+    { method: 'get', path: '/health', handler: healthHandler(), auth: false },
+    { method: 'get', path: '/ready', handler: readyHandler(ctx), auth: false },
+    { method: 'get', path: '/v1/models', handler: modelsHandler(ctx, Math.floor(Date.now() / 1000)), auth: true },
+    { method: 'post', path: '/v1/completions', handler: completionsHandler(ctx), auth: true },
+    { method: 'post', path: '/v1/chat/completions', handler: chatCompletionsHandler(ctx), auth: true },
+  ];
+}
+
+export function createApp(ctx: ApiContext): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  const auth = requireApiKey(ctx.config.apiKey);
+  const json = express.json({ limit: ctx.config.limits.maxBodyBytes });
+  const refuseWhileStopping: RequestHandler = (_req, _res, next) =>
+    next(ctx.shuttingDown() ? new ApiError('model_loading', 'the server is shutting down') : undefined);
+  for (const route of routeTable(ctx)) {
+    const chain: RequestHandler[] = route.auth ? [auth] : [];
+    if (route.method === 'post') chain.push(refuseWhileStopping, json);
+    app[route.method](route.path, ...chain, route.handler);
+  }
+  app.use((req, res) => sendError(res, new ApiError('route_not_found', `no route ${req.method} ${req.path}`)));
+  app.use(errorMiddleware);
+  return app;
+}
+
+/** The app that answers while the model loads: health says 503, everything else too. */
+export function createLoadingApp(state: () => 'loading' | 'failed'): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use((_req, res) => {
+    const failed = state() === 'failed';
+    sendError(res, new ApiError(failed ? 'engine_failure' : 'model_loading', failed ? 'the model failed to load' : 'the model is loading'));
+  });
+  return app;
+}

@@ -1,0 +1,58 @@
+// POST /v1/chat/completions: render the conversation with the model's template, then the same job
+// path as completions.
+import type { Request, RequestHandler, Response } from 'express';
+import { checkModel, disconnectSignal, responseId, type ApiContext } from '../api-context.js';
+import { fromZodError } from '../errors.js';
+import { openJob, type GenerationJob } from '../generation-job.js';
+import { toGenerationSettings } from '../sampling-fields.js';
+import { sendJob } from '../send-job.js';
+import { describeSwitch, resolveSwitch } from '../super-weights-field.js';
+import { chatFormat } from './format.js';
+import { chatRequestSchema } from './schema.js';
+import { renderChat } from './template.js';
+
+export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
+  return async (req: Request, res: Response) => {
+    const parsed = chatRequestSchema.safeParse(req.body);
+    if (!parsed.success) throw fromZodError(parsed.error);
+    const body = parsed.data;
+    checkModel(ctx, body.model);
+    const info = ctx.engine.info;
+    // max_completion_tokens supersedes max_tokens; without either, the rest of the context.
+    const maxTokensParam = body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';
+    const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+    const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : 0;
+    const settings = toGenerationSettings(body, requested ?? Math.min(ctx.config.limits.maxTokens, info.contextLength), topLogprobs, ctx.config.limits, maxTokensParam);
+    const resolved = resolveSwitch(body.super_weights, req.get('x-super-weights'), info);
+    const text = renderChat(
+      { template: info.chatTemplate, bosToken: info.bosToken, eosToken: info.eosToken, modelId: ctx.modelId },
+      body.messages,
+      body.add_generation_prompt ?? true,
+      body.chat_template_kwargs ?? {},
+    );
+    const n = body.n ?? 1;
+    const job: GenerationJob = {
+      id: responseId('chatcmpl'),
+      prompts: [{ text, addSpecialTokens: false }],
+      n,
+      settings,
+      promptLogprobs: null,
+      switchPlan: resolved.plan,
+    };
+    const release = ctx.admission.acquire(n);
+    try {
+      const opened = await openJob(ctx.engine, job, disconnectSignal(req).signal);
+      await sendJob(res, opened, chatFormat(body.logprobs ?? false), {
+        id: job.id,
+        model: ctx.modelId,
+        choices: n,
+        stream: body.stream ?? false,
+        includeUsage: body.stream_options?.include_usage ?? false,
+        superWeights: describeSwitch(resolved, opened.weightValues),
+        pingIntervalMs: ctx.config.pingIntervalSeconds * 1000,
+      });
+    } finally {
+      release();
+    }
+  };
+}

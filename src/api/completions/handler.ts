@@ -1,0 +1,63 @@
+// POST /v1/completions: validate, convert to one GenerationJob, send as JSON or SSE.
+import type { Request, RequestHandler, Response } from 'express';
+import { checkModel, disconnectSignal, responseId, type ApiContext } from '../api-context.js';
+import { ApiError, fromZodError } from '../errors.js';
+import { openJob, type GenerationJob } from '../generation-job.js';
+import { toGenerationSettings } from '../sampling-fields.js';
+import { sendJob } from '../send-job.js';
+import { describeSwitch, resolveSwitch } from '../super-weights-field.js';
+import { completionFormat } from './format.js';
+import { completionRequestSchema, DEFAULT_COMPLETION_MAX_TOKENS, type CompletionRequest } from './schema.js';
+
+export function completionsHandler(ctx: ApiContext): RequestHandler {
+  return async (req: Request, res: Response) => {
+    const parsed = completionRequestSchema.safeParse(req.body);
+    if (!parsed.success) throw fromZodError(parsed.error);
+    const body = parsed.data;
+    checkModel(ctx, body.model);
+    refuseUnimplemented(body);
+    const logprobs = body.logprobs ?? null;
+    const echo = body.echo ?? false;
+    const settings = toGenerationSettings(body, body.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS, logprobs ?? 0, ctx.config.limits, 'max_tokens');
+    const resolved = resolveSwitch(body.super_weights, req.get('x-super-weights'), ctx.engine.info);
+    const prompts = normalizePrompts(body.prompt);
+    const n = body.n ?? 1;
+    const job: GenerationJob = {
+      id: responseId('cmpl'),
+      prompts,
+      n,
+      settings,
+      promptLogprobs: echo && logprobs !== null ? logprobs : null,
+      switchPlan: resolved.plan,
+    };
+    const release = ctx.admission.acquire(prompts.length * n);
+    try {
+      const controller = disconnectSignal(req);
+      const opened = await openJob(ctx.engine, job, controller.signal);
+      await sendJob(res, opened, completionFormat(echo, logprobs), {
+        id: job.id,
+        model: ctx.modelId,
+        choices: prompts.length * n,
+        stream: body.stream ?? false,
+        includeUsage: body.stream_options?.include_usage ?? false,
+        superWeights: describeSwitch(resolved, opened.weightValues),
+        pingIntervalMs: ctx.config.pingIntervalSeconds * 1000,
+      });
+    } finally {
+      release();
+    }
+  };
+}
+
+function refuseUnimplemented(body: CompletionRequest): void {
+  if (body.best_of !== undefined && body.best_of !== null && body.best_of > 1) {
+    throw new ApiError('unsupported_parameter', 'best_of > 1 is not supported; use n and rank the choices by their logprobs', 'best_of');
+  }
+  if (body.suffix) throw new ApiError('unsupported_parameter', 'suffix (insertion) is not supported', 'suffix');
+}
+
+function normalizePrompts(prompt: CompletionRequest['prompt']): GenerationJob['prompts'] {
+  if (typeof prompt === 'string') return [{ text: prompt }];
+  if (prompt.every((p): p is number => typeof p === 'number')) return [{ tokenIds: prompt }];
+  return (prompt as (string | number[])[]).map((p) => (typeof p === 'string' ? { text: p } : { tokenIds: p }));
+}

@@ -1,0 +1,104 @@
+// The core both completion endpoints share: one internal job (prompts x n choices) submitted to the
+// engine as sequences, their events merged into one stream of choice events. A job is opened only
+// once the engine has accepted every sequence, so a bad request is a 400 before any stream starts.
+import type { EngineClient } from '../engine/engine-client.js';
+import type { GenerationRequest, SequenceEvent } from '../engine/protocol.js';
+import type { SwitchPlan } from '../superweights/switch-plan.js';
+import { ApiError } from './errors.js';
+import type { GenerationSettings } from './sampling-fields.js';
+
+export interface GenerationJob {
+  id: string;
+  prompts: GenerationRequest['prompt'][];
+  n: number;
+  settings: GenerationSettings;
+  promptLogprobs: number | null;
+  switchPlan: SwitchPlan;
+}
+
+export interface ChoiceEvent {
+  /** OpenAI's choice index: prompt p, sample j -> p * n + j. */
+  index: number;
+  promptIndex: number;
+  event: SequenceEvent;
+}
+
+export interface OpenedJob {
+  promptTokens: number[];
+  /** Original weight values reported by the engine (same for every choice). */
+  weightValues: Record<string, number>;
+  events: AsyncGenerator<ChoiceEvent>;
+}
+
+/** Submits every sequence and waits until all are accepted; an engine refusal becomes an ApiError. */
+export async function openJob(engine: EngineClient, job: GenerationJob, signal: AbortSignal): Promise<OpenedJob> {
+  const sources: AsyncGenerator<ChoiceEvent>[] = [];
+  job.prompts.forEach((prompt, p) => {
+    for (let j = 0; j < job.n; j++) {
+      const index = p * job.n + j;
+      const request: GenerationRequest = {
+        ...job.settings,
+        id: `${job.id}-${index}`,
+        prompt,
+        streamIndex: j,
+        promptLogprobs: job.promptLogprobs,
+        switchPlan: job.switchPlan,
+      };
+      sources.push(tagged(engine.generate(request, signal), index, p));
+    }
+  });
+  const events = merge(sources);
+  const promptTokens: number[] = Array(job.prompts.length).fill(0);
+  let weightValues: Record<string, number> = {};
+  const early: ChoiceEvent[] = [];
+  let accepted = 0;
+  while (accepted < sources.length) {
+    const next = await events.next();
+    if (next.done) throw new ApiError('engine_failure', 'the engine closed before accepting the request');
+    const { event } = next.value;
+    if (event.type === 'error') {
+      void events.return(undefined);
+      throw new ApiError(event.kind === 'invalid_request' ? 'invalid_request' : 'engine_failure', event.message, event.kind === 'invalid_request' ? 'prompt' : null);
+    }
+    if (event.type === 'accepted') {
+      accepted++;
+      promptTokens[next.value.promptIndex] = event.promptTokens;
+      weightValues = event.weightValues;
+    } else {
+      early.push(next.value);
+    }
+  }
+  return { promptTokens, weightValues, events: prepend(early, events) };
+}
+
+async function* tagged(source: AsyncGenerator<SequenceEvent>, index: number, promptIndex: number): AsyncGenerator<ChoiceEvent> {
+  for await (const event of source) yield { index, promptIndex, event };
+}
+
+async function* prepend<T>(first: T[], rest: AsyncGenerator<T>): AsyncGenerator<T> {
+  yield* first;
+  yield* rest;
+}
+
+/** Interleaves several async generators in arrival order. */
+async function* merge<T>(sources: AsyncGenerator<T>[]): AsyncGenerator<T> {
+  const pending = new Map<number, Promise<{ i: number; result: IteratorResult<T> }>>();
+  const pull = (i: number): void => {
+    pending.set(i, sources[i]!.next().then((result) => ({ i, result })));
+  };
+  sources.forEach((_, i) => pull(i));
+  try {
+    while (pending.size > 0) {
+      const { i, result } = await Promise.race(pending.values());
+      if (result.done) {
+        pending.delete(i);
+      } else {
+        pull(i);
+        yield result.value;
+      }
+    }
+  } finally {
+    // Not awaited: a source parked on its next event finishes once its cancellation lands.
+    for (const source of sources) void source.return(undefined);
+  }
+}

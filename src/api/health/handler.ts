@@ -1,0 +1,25 @@
+// GET /health: 200 once the model is loaded (503 before, from the loading app). GET /ready: 200 while
+// the server admits work, 503 when it is full or shutting down, with the numbers either way.
+import type { RequestHandler } from 'express';
+import type { ApiContext } from '../api-context.js';
+import { RETRY_AFTER_SECONDS } from '../errors.js';
+
+export function healthHandler(): RequestHandler {
+  return (_req, res) => {
+    res.json({ status: 'ok' });
+  };
+}
+
+export function readyHandler(ctx: ApiContext): RequestHandler {
+  return (_req, res) => {
+    const accepting = !ctx.shuttingDown() && ctx.admission.used < ctx.admission.limit;
+    if (!accepting) res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+    res.status(accepting ? 200 : 503).json({
+      status: ctx.shuttingDown() ? 'shutting_down' : accepting ? 'ready' : 'full',
+      sequences_in_flight: ctx.admission.used,
+      capacity: ctx.admission.limit,
+      max_running: ctx.config.limits.maxRunning,
+      max_waiting: ctx.config.limits.maxWaiting,
+    });
+  };
+}

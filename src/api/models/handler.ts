@@ -1,0 +1,34 @@
+// GET /v1/models: the one served model, with llama.cpp-style `meta` carrying device and super-weight facts.
+import type { RequestHandler } from 'express';
+import type { ApiContext } from '../api-context.js';
+
+export function modelsHandler(ctx: ApiContext, created: number): RequestHandler {
+  return (_req, res) => {
+    const info = ctx.engine.info;
+    res.json({
+      object: 'list',
+      data: [
+        {
+          id: ctx.modelId,
+          object: 'model',
+          created,
+          owned_by: 'swserve',
+          meta: {
+            architecture: info.architecture,
+            context_length: info.contextLength,
+            parameters: info.parameterCount,
+            vocab_size: info.vocabSize,
+            layers: info.numLayers,
+            hidden_size: info.hiddenSize,
+            intermediate_size: info.intermediateSize,
+            device: info.session.device,
+            device_id: info.session.deviceId ?? null,
+            compute_dtype: info.session.computeDtype,
+            device_fallback_reason: info.session.fallbackReason ?? null,
+            super_weights: info.knownSuperWeights.map((c) => ({ id: `${c.layer}:${c.row}:${c.col}`, layer: c.layer, row: c.row, col: c.col, value: c.originalValue })),
+          },
+        },
+      ],
+    });
+  };
+}

@@ -1,0 +1,97 @@
+// The `super_weights` body field and `X-Super-Weights` header: parsed with zod, resolved against the
+// loaded model's known super weights into a SwitchPlan, and described back in every response.
+import { z } from 'zod';
+import type { EngineInfo } from '../engine/protocol.js';
+import { coordinateId, type SwitchEntry, type SwitchPlan } from '../superweights/switch-plan.js';
+import { ApiError } from './errors.js';
+
+const COORDINATE = /^(\d+):(\d+):(\d+)$/;
+
+export const superWeightsFieldSchema = z.union([
+  z.enum(['on', 'off']),
+  z.strictObject({
+    scale: z.number().describe('multiplies the selected super weights: 0 zeroes, 1 keeps, 2 doubles'),
+    select: z.array(z.string().regex(COORDINATE, 'expected "<layer>:<row>:<col>"')).min(1).optional(),
+    restore_activation: z.boolean().optional(),
+  }),
+]);
+
+export type SuperWeightsField = z.infer<typeof superWeightsFieldSchema>;
+
+export type SwitchMode = 'original' | 'ablated' | 'scaled';
+
+/** What a response reports as applied. */
+export interface AppliedSwitch {
+  mode: SwitchMode;
+  restore_activation: boolean;
+  weights: { id: string; layer: number; row: number; col: number; scale: number; original_value: number; effective_value: number }[];
+}
+
+/** `X-Super-Weights: off | on | scale=<x>` as the body field it stands for. */
+export function parseSwitchHeader(value: string): SuperWeightsField {
+  const v = value.trim().toLowerCase();
+  if (v === 'on' || v === 'off') return v;
+  const match = /^scale=(.+)$/.exec(v);
+  const scale = match ? Number(match[1]) : NaN;
+  if (!Number.isFinite(scale)) throw new ApiError('invalid_request', `X-Super-Weights "${value}" is not one of on, off, scale=<number>`, 'X-Super-Weights');
+  return { scale };
+}
+
+export interface ResolvedSwitch {
+  plan: SwitchPlan;
+  mode: SwitchMode;
+  /** The coordinates the response reports (the selection, or the known super weights). */
+  coordinates: { layer: number; row: number; col: number }[];
+  scale: number;
+}
+
+/** Body wins over header; neither means the original model. */
+export function resolveSwitch(field: SuperWeightsField | undefined, header: string | undefined, info: EngineInfo, param = 'super_weights'): ResolvedSwitch {
+  const chosen = field ?? (header === undefined ? 'on' : parseSwitchHeader(header));
+  const spec = typeof chosen === 'string' ? { scale: chosen === 'on' ? 1 : 0 } : chosen;
+  if (!Number.isFinite(spec.scale)) throw new ApiError('invalid_request', `${param}.scale must be a finite number`, `${param}.scale`);
+  const known = info.knownSuperWeights;
+  let coordinates: { layer: number; row: number; col: number }[];
+  if (typeof chosen !== 'string' && chosen.select) {
+    coordinates = chosen.select.map((id, i) => checkCoordinate(id, info, `${param}.select[${i}]`));
+  } else {
+    if (known.length === 0 && spec.scale !== 1) {
+      throw new ApiError('invalid_request', `${info.modelId} has no known super weights; name coordinates in ${param}.select ("<layer>:<row>:<col>")`, param);
+    }
+    coordinates = known.map(({ layer, row, col }) => ({ layer, row, col }));
+  }
+  const seen = new Set<string>();
+  for (const c of coordinates) {
+    const id = coordinateId(c);
+    if (seen.has(id)) throw new ApiError('invalid_request', `${param}.select names ${id} twice`, `${param}.select`);
+    seen.add(id);
+  }
+  const restore = typeof chosen === 'string' ? false : (chosen.restore_activation ?? false);
+  // An explicit selection stays in the plan even at scale 1, so the engine reports its values.
+  const selected = typeof chosen !== 'string' && chosen.select !== undefined;
+  const entries: SwitchEntry[] = spec.scale === 1 && !selected ? [] : coordinates.map((c) => ({ ...c, scale: spec.scale }));
+  const mode: SwitchMode = spec.scale === 1 ? 'original' : spec.scale === 0 ? 'ablated' : 'scaled';
+  return { plan: { entries, restoreActivation: restore, activationPosition: 0 }, mode, coordinates, scale: spec.scale };
+}
+
+/** The response's account of the switch, with the weights' values as the engine read them. */
+export function describeSwitch(resolved: ResolvedSwitch, originals: Readonly<Record<string, number>>): AppliedSwitch {
+  return {
+    mode: resolved.mode,
+    restore_activation: resolved.plan.restoreActivation,
+    weights: resolved.coordinates.map((c) => {
+      const id = coordinateId(c);
+      const original = originals[id]!;
+      return { id, ...c, scale: resolved.scale, original_value: original, effective_value: original * resolved.scale };
+    }),
+  };
+}
+
+function checkCoordinate(id: string, info: EngineInfo, param: string): { layer: number; row: number; col: number } {
+  const [, l, r, c] = COORDINATE.exec(id)!;
+  const [layer, row, col] = [Number(l), Number(r), Number(c)];
+  if (layer >= info.numLayers) throw new ApiError('invalid_request', `${param} "${id}": layer ${layer} does not exist (the model has ${info.numLayers} layers)`, param);
+  if (row >= info.hiddenSize) throw new ApiError('invalid_request', `${param} "${id}": row ${row} is outside down_proj's ${info.hiddenSize} output channels`, param);
+  if (col >= info.intermediateSize) throw new ApiError('invalid_request', `${param} "${id}": column ${col} is outside down_proj's ${info.intermediateSize} input channels`, param);
+  return { layer, row, col };
+}

@@ -1,0 +1,115 @@
+// The server's settings: config/server.json, then an optional --config file, then SWSERVE_* and
+// PORT/HOST environment variables, then command-line flags; parsed once with zod at startup.
+import fs from 'node:fs';
+import { z } from 'zod';
+
+const limitsSchema = z.strictObject({
+  /** Sequences decoded together (the engine's batch). */
+  maxRunning: z.number().int().positive(),
+  /** Sequences admitted beyond the running batch before answering 429. */
+  maxWaiting: z.number().int().min(0),
+  /** Cap on a request's max_tokens. */
+  maxTokens: z.number().int().positive(),
+  /** Cap on n (choices per prompt). */
+  maxN: z.number().int().positive(),
+  maxPrefillTokens: z.number().int().positive(),
+  maxBodyBytes: z.number().int().positive(),
+});
+
+export const serverConfigSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(0).max(65535),
+  model: z.string().min(1),
+  /** The id clients send as `model`; defaults to the model folder's name. */
+  servedModelName: z.string().min(1).optional(),
+  device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected cpu, cuda or cuda:N'),
+  apiKey: z.string().min(1).optional(),
+  limits: limitsSchema,
+  shutdownGraceSeconds: z.number().min(0),
+  pingIntervalSeconds: z.number().positive(),
+  detectOnLoad: z.boolean(),
+  /** A JSON file of super-weight coordinates to use instead of the model's own. */
+  superWeightsFile: z.string().optional(),
+});
+
+export type ServerConfig = z.infer<typeof serverConfigSchema>;
+export type ServerLimits = ServerConfig['limits'];
+
+export const DEFAULT_CONFIG_FILE = new URL('../../../config/server.json', import.meta.url);
+
+type Layer = Record<string, unknown>;
+
+/** Environment variables that override settings (limits as SWSERVE_MAX_RUNNING etc.). */
+const ENV_KEYS: Record<string, string> = {
+  PORT: 'port',
+  HOST: 'host',
+  SWSERVE_PORT: 'port',
+  SWSERVE_HOST: 'host',
+  SWSERVE_MODEL: 'model',
+  SWSERVE_SERVED_MODEL_NAME: 'servedModelName',
+  SWSERVE_DEVICE: 'device',
+  SWSERVE_API_KEY: 'apiKey',
+  SWSERVE_SUPER_WEIGHTS: 'superWeightsFile',
+  SWSERVE_MAX_RUNNING: 'limits.maxRunning',
+  SWSERVE_MAX_WAITING: 'limits.maxWaiting',
+  SWSERVE_MAX_TOKENS: 'limits.maxTokens',
+  SWSERVE_MAX_N: 'limits.maxN',
+  SWSERVE_MAX_BODY_BYTES: 'limits.maxBodyBytes',
+  SWSERVE_SHUTDOWN_GRACE_SECONDS: 'shutdownGraceSeconds',
+};
+
+export function envLayer(env: NodeJS.ProcessEnv): Layer {
+  const layer: Layer = {};
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(layer, key, coerce(value));
+  }
+  return layer;
+}
+
+/** Flags use the same dotted keys as the file: `--port 9000`, `--limits.maxRunning 4`. */
+export function setPath(target: Layer, dotted: string, value: unknown): void {
+  const keys = dotted.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) node = (node[key] ??= {}) as Layer;
+  node[keys[keys.length - 1]!] = value;
+}
+
+export function coerce(value: string): unknown {
+  if (/^-?\d+(\.\d+)?$/.test(value)) return Number(value);
+  if (value === 'true' || value === 'false') return value === 'true';
+  return value;
+}
+
+export function loadServerConfig(layers: { file?: string; env: NodeJS.ProcessEnv; flags: Layer }): ServerConfig {
+  const base = readJson(DEFAULT_CONFIG_FILE);
+  const file = layers.file ? readJson(layers.file) : {};
+  const merged = [file, envLayer(layers.env), layers.flags].reduce(deepMerge, base);
+  const parsed = serverConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`configuration: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+function readJson(file: string | URL): Layer {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Layer;
+  } catch (err) {
+    throw new Error(`configuration file ${String(file)}: ${(err as Error).message}`);
+  }
+}
+
+function deepMerge(a: Layer, b: Layer): Layer {
+  const out: Layer = { ...a };
+  for (const [key, value] of Object.entries(b)) {
+    const prev = out[key];
+    out[key] = isObject(prev) && isObject(value) ? deepMerge(prev, value) : value;
+  }
+  return out;
+}
+
+function isObject(v: unknown): v is Layer {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
