@@ -3,6 +3,7 @@
 import express, { type Express, type RequestHandler } from 'express';
 import type { ApiContext } from './api-context.js';
 import { requireApiKey } from './auth.js';
+import { ablationCompareHandler } from './ablations/handler.js';
 import { chatCompletionsHandler } from './chat/handler.js';
 import { completionsHandler } from './completions/handler.js';
 import { ApiError, errorMiddleware, sendError } from './errors.js';
@@ -24,6 +25,7 @@ export function routeTable(ctx: ApiContext): Route[] {
     { method: 'get', path: '/v1/models', handler: modelsHandler(ctx, Math.floor(Date.now() / 1000)), auth: true },
     { method: 'post', path: '/v1/completions', handler: completionsHandler(ctx), auth: true },
     { method: 'post', path: '/v1/chat/completions', handler: chatCompletionsHandler(ctx), auth: true },
+    { method: 'post', path: '/v1/ablations/compare', handler: ablationCompareHandler(ctx), auth: true },
   ];
 }
 

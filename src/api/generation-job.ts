@@ -31,7 +31,7 @@ export interface OpenedJob {
 }
 
 /** Submits every sequence and waits until all are accepted; an engine refusal becomes an ApiError. */
-export async function openJob(engine: EngineClient, job: GenerationJob, signal: AbortSignal): Promise<OpenedJob> {
+export async function openJob(engine: EngineClient, job: GenerationJob, signal: AbortSignal, promptDistributionsFrom?: number): Promise<OpenedJob> {
   const sources: AsyncGenerator<ChoiceEvent>[] = [];
   job.prompts.forEach((prompt, p) => {
     for (let j = 0; j < job.n; j++) {
@@ -42,6 +42,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
         prompt,
         streamIndex: j,
         promptLogprobs: job.promptLogprobs,
+        promptDistributionsFrom,
         switchPlan: job.switchPlan,
       };
       sources.push(tagged(engine.generate(request, signal), index, p));

@@ -3,6 +3,7 @@
 import { coordinateId, switchPlanProblems, type SuperWeightCoordinate } from '../superweights/switch-plan.js';
 import { openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
 import { readTensorElement } from '../model/safetensors.js';
+import { stopWordTokenIds } from '../superweights/stop-words.js';
 import { activationFrame } from './activation-frames.js';
 import { BatchKvCache, type KvGeometry } from './kv-cache.js';
 import type { EngineInfo, EngineUpdate, GenerationRequest, SequenceEvent, StepStats, TokenAlternative } from './protocol.js';
@@ -88,6 +89,7 @@ export class EngineCore {
       bosToken: tokenizer.bosToken,
       eosToken: tokenizer.eosToken,
       chatTemplate: tokenizer.chatTemplate,
+      stopWords: stopWordTokenIds((text) => tokenizer.encode(text, { addSpecialTokens: false })),
     };
     const engine = new EngineCore(info, checkpoint, session, tokenizer, options, listener);
     info.knownSuperWeights = options.knownSuperWeights.map((c) => ({ ...c, originalValue: engine.weightValue(c) }));
@@ -132,7 +134,7 @@ export class EngineCore {
     const sequences = step.kind === 'prefill' ? step.sequences : kv.rows.map((id) => this.scheduler.find(id)!);
     const rows: StepRow[] = sequences.map((s) =>
       step.kind === 'prefill'
-        ? { tokens: s.promptIds, startPosition: 0, plan: s.request.switchPlan, allLogits: s.request.promptLogprobs !== null }
+        ? { tokens: s.promptIds, startPosition: 0, plan: s.request.switchPlan, allLogits: s.request.promptLogprobs !== null || s.request.promptDistributionsFrom != null }
         : { tokens: [s.outputIds[s.outputIds.length - 1]!], startPosition: s.nextPosition, plan: s.request.switchPlan, allLogits: false },
     );
     const packed = packStep(rows, kv, this.stepContext);
@@ -216,9 +218,14 @@ export class EngineCore {
       promptText: 'text' in s.request.prompt ? s.request.prompt.text : this.tokenizer.decode(s.promptIds, { skipSpecialTokens: true }),
       promptTokens: s.promptIds.map((id) => this.tokenizer.tokenText(id)),
     };
+    const V = this.vocabSize;
+    const from = s.request.promptDistributionsFrom;
+    if (from != null) {
+      event.distributions = [];
+      for (let t = Math.max(0, from); t < s.promptIds.length; t++) event.distributions.push(logSoftmax(logits.subarray((first + t) * V, (first + t + 1) * V)));
+    }
     const k = s.request.promptLogprobs;
     if (k === null) return event;
-    const V = this.vocabSize;
     event.promptLogprobs = [null];
     for (let t = 1; t < s.promptIds.length; t++) {
       const row = logSoftmax(logits.subarray((first + t - 1) * V, (first + t) * V));

@@ -20,6 +20,8 @@ export interface GenerationRequest {
   minTokens: number;
   /** Top alternatives for each prompt token's logprob (echo); null computes none. */
   promptLogprobs: number | null;
+  /** Full next-token log-distributions for prompt positions from this one on (A/B comparisons); null for none. */
+  promptDistributionsFrom?: number | null;
   switchPlan: SwitchPlan;
 }
 
@@ -75,6 +77,8 @@ export type SequenceEvent =
       promptTokens: string[];
       /** Per prompt token (the first has none): its logprob and the top alternatives. */
       promptLogprobs?: ({ logprob: number; top: TokenAlternative[] } | null)[];
+      /** Log-softmax over the vocabulary after each prompt position from `promptDistributionsFrom`. */
+      distributions?: Float32Array[];
     }
   | {
       type: 'token';
@@ -141,6 +145,8 @@ export interface EngineInfo {
   bosToken?: string;
   eosToken?: string;
   chatTemplate?: string;
+  /** Stop words that are single tokens here, for the stop-word shift. */
+  stopWords: { words: string[]; ids: number[] };
 }
 
 export type WorkerInbound =

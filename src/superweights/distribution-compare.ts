@@ -1,0 +1,19 @@
+// Comparisons of next-token distributions given as log-probabilities over the vocabulary.
+
+/** KL(P || Q) in nats. */
+export function klDivergence(logP: Float32Array, logQ: Float32Array): number {
+  let kl = 0;
+  for (let i = 0; i < logP.length; i++) {
+    const lp = logP[i]!;
+    if (lp === -Infinity) continue;
+    kl += Math.exp(lp) * (lp - logQ[i]!);
+  }
+  return Math.max(0, kl);
+}
+
+/** Total probability on the given token ids. */
+export function probabilityMass(logP: Float32Array, ids: readonly number[]): number {
+  let mass = 0;
+  for (const id of ids) mass += Math.exp(logP[id]!);
+  return mass;
+}
