@@ -32,10 +32,17 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   fs.writeFileSync(path.join(dir, 'super_weights.json'), JSON.stringify({ super_weights: options.superWeights ?? [PLANTED] }));
   const config: ServerConfig = loadServerConfig({
     env: {},
-    flags: { model: dir, port: 0, host: '127.0.0.1', pingIntervalSeconds: 0.2, shutdownGraceSeconds: 2, ...options.config },
+    flags: { model: dir, servedModelName: 'tiny', port: 0, host: '127.0.0.1', pingIntervalSeconds: 0.2, shutdownGraceSeconds: 2, ...options.config },
   });
   const server = await startServer(config, () => {});
-  const engine = await server.ready;
+  let engine: EngineClient;
+  try {
+    engine = await server.ready;
+  } catch (err) {
+    await server.shutdown();
+    fs.rmSync(root, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url: server.url,
     modelId: 'tiny',

@@ -1,0 +1,327 @@
+// Servers with small limits: admission (429 + Retry-After, /ready 503), the API key, clients that go
+// away mid-request (the engine stops their sequences), and graceful shutdown.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import request from 'supertest';
+import type { EngineUpdate, FinishReason } from '../../src/engine/protocol.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+
+const MODEL = 'tiny';
+
+type Json = Record<string, unknown>;
+
+function cmp(extra: Json = {}): Json {
+  return { model: MODEL, prompt: 'Hello', max_tokens: 1, ...extra };
+}
+
+function chat(extra: Json = {}): Json {
+  return { model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 1, ...extra };
+}
+
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await condition()) return;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function assertEnvelope(res: request.Response, status: number, code: string, type: string): void {
+  const detail = `${res.status} ${res.text}`;
+  assert.equal(res.status, status, detail);
+  const error = (res.body as { error?: Record<string, unknown> }).error;
+  assert.ok(error, detail);
+  assert.deepEqual(Object.keys(error).sort(), ['code', 'message', 'param', 'type'], detail);
+  assert.equal(error.code, code, detail);
+  assert.equal(error.type, type, detail);
+  assert.ok(typeof error.message === 'string' && error.message.length > 0, detail);
+}
+
+/** A raw request on its own connection, so the test can stop reading it or drop it. */
+interface RawRequest {
+  req: http.ClientRequest;
+  /** Resolves with the response head. */
+  response: Promise<http.IncomingMessage>;
+  /** Everything received so far. */
+  text(): string;
+  /** Resolves with the whole body once the response ends; rejects if the connection breaks. */
+  done: Promise<string>;
+}
+
+function rawPost(url: string, path: string, body: Json): RawRequest {
+  const payload = JSON.stringify(body);
+  const req = http.request(`${url}${path}`, {
+    method: 'POST',
+    agent: false,
+    headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
+  });
+  let received = '';
+  let resolveDone!: (text: string) => void;
+  let rejectDone!: (err: Error) => void;
+  const done = new Promise<string>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  done.catch(() => {});
+  const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+    req.once('response', (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (received += chunk));
+      res.once('end', () => resolveDone(received));
+      res.once('error', rejectDone);
+      res.once('aborted', () => rejectDone(new Error('aborted')));
+      resolve(res);
+    });
+    req.once('error', (err) => {
+      reject(err);
+      rejectDone(err);
+    });
+  });
+  response.catch(() => {});
+  req.end(payload);
+  return { req, response, text: () => received, done };
+}
+
+function sseEvents(text: string): string[] {
+  return text
+    .split('\n\n')
+    .filter((block) => block.startsWith('data: '))
+    .map((block) => block.slice('data: '.length));
+}
+
+/** Records the engine's reported load and every finish event. */
+function watchEngine(server: TestServer): { running: () => number | undefined; finishes: { id: string; reason: FinishReason }[]; stop: () => void } {
+  let last: number | undefined;
+  const finishes: { id: string; reason: FinishReason }[] = [];
+  const stop = server.engine.onUpdate((u: EngineUpdate) => {
+    last = u.load.running;
+    for (const e of u.events) if (e.type === 'finish') finishes.push({ id: e.id, reason: e.reason });
+  });
+  return { running: () => last, finishes, stop };
+}
+
+/** Sends a request on a fresh connection; resolves with its status, or with the connection error's code. */
+function freshRequest(url: string, path: string, body: Json): Promise<{ status?: number; errorCode?: string }> {
+  return new Promise((resolve) => {
+    const payload = JSON.stringify(body);
+    const req = http.request(`${url}${path}`, { method: 'POST', agent: false, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } }, (res) => {
+      res.resume();
+      res.once('end', () => resolve({ status: res.statusCode }));
+    });
+    req.once('error', (err: NodeJS.ErrnoException) => resolve({ errorCode: err.code ?? err.message }));
+    req.end(payload);
+  });
+}
+
+describe('overload: maxRunning 1, maxWaiting 0', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ config: { limits: { maxRunning: 1, maxWaiting: 0 } } });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('answers 429 with Retry-After while full, /ready 503 with its numbers, and admits again once the stream ends', async () => {
+    const ready = await request(server.url).get('/ready');
+    assert.equal(ready.status, 200, ready.text);
+    assert.deepEqual(ready.body, { status: 'ready', sequences_in_flight: 0, capacity: 1, max_running: 1, max_waiting: 0 });
+
+    // One long stream, which the test then stops reading.
+    const first = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 400, ignore_eos: true, stream: true }));
+    const head = await first.response;
+    assert.equal(head.statusCode, 200);
+    await waitFor(() => sseEvents(first.text()).length >= 1, 5000, 'the first chunk');
+    head.pause();
+
+    const second = await request(server.url).post('/v1/completions').send(cmp());
+    assertEnvelope(second, 429, 'too_many_requests', 'rate_limit_error');
+    assert.match(String(second.headers['retry-after']), /^\d+$/, 'Retry-After is a number of seconds');
+    assert.ok(Number(second.headers['retry-after']) >= 1);
+
+    const secondChat = await request(server.url).post('/v1/chat/completions').send(chat());
+    assertEnvelope(secondChat, 429, 'too_many_requests', 'rate_limit_error');
+    assert.ok(secondChat.headers['retry-after']);
+
+    // Validation comes before admission: a bad request is still a 400, not a 429.
+    const bad = await request(server.url).post('/v1/completions').send(cmp({ temperature: 9 }));
+    assertEnvelope(bad, 400, 'invalid_request', 'invalid_request_error');
+
+    const full = await request(server.url).get('/ready');
+    assert.equal(full.status, 503, full.text);
+    assert.ok(full.headers['retry-after'], 'Retry-After on /ready 503');
+    assert.deepEqual(full.body, { status: 'full', sequences_in_flight: 1, capacity: 1, max_running: 1, max_waiting: 0 });
+
+    const health = await request(server.url).get('/health');
+    assert.equal(health.status, 200, 'health stays 200 while full');
+
+    // The first client goes away; its slot comes back.
+    first.req.destroy();
+    await waitFor(async () => (await request(server.url).get('/ready')).status === 200, 2000, '/ready to answer 200 again');
+    const again = await request(server.url).post('/v1/completions').send(cmp({ max_tokens: 2 }));
+    assert.equal(again.status, 200, again.text);
+  });
+
+  it('admits the next request once a stream finished normally', async () => {
+    const first = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 5, ignore_eos: true, stream: true }));
+    const text = await first.done;
+    assert.ok(text.trimEnd().endsWith('data: [DONE]'), text);
+    const next = await request(server.url).post('/v1/completions').send(cmp({ max_tokens: 2 }));
+    assert.equal(next.status, 200, next.text);
+    const ready = await request(server.url).get('/ready');
+    assert.equal(ready.status, 200, ready.text);
+    assert.equal((ready.body as { sequences_in_flight: number }).sequences_in_flight, 0);
+  });
+});
+
+describe('API key', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ config: { apiKey: 'secret' } });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('refuses a request without a key with 401 invalid_api_key', async () => {
+    const res = await request(server.url).post('/v1/completions').send(cmp());
+    assertEnvelope(res, 401, 'invalid_api_key', 'authentication_error');
+    const models = await request(server.url).get('/v1/models');
+    assertEnvelope(models, 401, 'invalid_api_key', 'authentication_error');
+  });
+
+  it('refuses a wrong key, a different scheme and an empty bearer with 401', async () => {
+    for (const authorization of ['Bearer wrong', 'Bearer secret2', 'Bearer secre', 'Basic secret', 'secret', 'Bearer ']) {
+      const res = await request(server.url).post('/v1/chat/completions').set('Authorization', authorization).send(chat());
+      assertEnvelope(res, 401, 'invalid_api_key', 'authentication_error');
+    }
+  });
+
+  it('checks the key before the body: a bad body without a key is 401, not 400', async () => {
+    const res = await request(server.url).post('/v1/completions').set('Content-Type', 'application/json').send('{not json');
+    assertEnvelope(res, 401, 'invalid_api_key', 'authentication_error');
+  });
+
+  it('serves the right key', async () => {
+    const res = await request(server.url).post('/v1/completions').set('Authorization', 'Bearer secret').send(cmp());
+    assert.equal(res.status, 200, res.text);
+    const models = await request(server.url).get('/v1/models').set('Authorization', 'Bearer secret');
+    assert.equal(models.status, 200, models.text);
+    const chatRes = await request(server.url).post('/v1/chat/completions').set('Authorization', 'Bearer secret').send(chat());
+    assert.equal(chatRes.status, 200, chatRes.text);
+  });
+
+  it('leaves /health and /ready open', async () => {
+    const health = await request(server.url).get('/health');
+    assert.equal(health.status, 200, health.text);
+    const ready = await request(server.url).get('/ready');
+    assert.equal(ready.status, 200, ready.text);
+  });
+});
+
+describe('client disconnects', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('a stream dropped after two chunks stops its sequence within a second', async () => {
+    const watch = watchEngine(server);
+    try {
+      const stream = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 2000, ignore_eos: true, stream: true }));
+      const head = await stream.response;
+      assert.equal(head.statusCode, 200);
+      await waitFor(() => sseEvents(stream.text()).length >= 2, 5000, 'two chunks');
+      const id = (JSON.parse(sseEvents(stream.text())[0]!) as { id: string }).id;
+      assert.equal(watch.running(), 1, 'the sequence is running when the client leaves');
+      stream.req.destroy();
+      const dropped = Date.now();
+      await waitFor(() => watch.running() === 0, 1000, 'the engine to report running 0');
+      assert.ok(Date.now() - dropped <= 1000);
+      const finish = watch.finishes.find((f) => f.id.startsWith(id));
+      assert.equal(finish?.reason, 'abort', `finish events: ${JSON.stringify(watch.finishes)}`);
+      await waitFor(async () => ((await request(server.url).get('/ready')).body as { sequences_in_flight: number }).sequences_in_flight === 0, 1000, 'the admission slot back');
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it('a non-streaming request dropped by its client stops its sequence within a second', async () => {
+    const watch = watchEngine(server);
+    try {
+      const pending = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 2000, ignore_eos: true }));
+      await waitFor(() => (watch.running() ?? 0) >= 1 && server.engine.inFlight === 1, 5000, 'the sequence to run');
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(watch.running(), 1, 'still running when the client leaves');
+      pending.req.destroy();
+      const dropped = Date.now();
+      await waitFor(() => watch.running() === 0, 1000, 'the engine to report running 0');
+      assert.ok(Date.now() - dropped <= 1000);
+      assert.deepEqual(watch.finishes.map((f) => f.reason), ['abort'], `finish events: ${JSON.stringify(watch.finishes)}`);
+      await waitFor(async () => ((await request(server.url).get('/ready')).body as { sequences_in_flight: number }).sequences_in_flight === 0, 1000, 'the admission slot back');
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it('a chat stream dropped mid-way stops its sequence too', async () => {
+    const watch = watchEngine(server);
+    try {
+      const stream = rawPost(server.url, '/v1/chat/completions', chat({ max_tokens: 400, ignore_eos: true, stream: true }));
+      await stream.response;
+      await waitFor(() => sseEvents(stream.text()).length >= 2, 5000, 'two chunks');
+      stream.req.destroy();
+      await waitFor(() => watch.running() === 0, 1000, 'the engine to report running 0');
+      assert.deepEqual(watch.finishes.map((f) => f.reason), ['abort']);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it('still serves afterwards', async () => {
+    const res = await request(server.url).post('/v1/completions').send(cmp({ max_tokens: 3 }));
+    assert.equal(res.status, 200, res.text);
+    assert.equal(server.engine.inFlight, 0);
+  });
+});
+
+describe('shutdown', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('lets the in-flight request finish with 200 and refuses new ones', async () => {
+    const watch = watchEngine(server);
+    try {
+      const inFlight = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 50, ignore_eos: true }));
+      await waitFor(() => (watch.running() ?? 0) >= 1, 5000, 'the request to run');
+      const shutdown = server.server.shutdown();
+      assert.equal(watch.finishes.length, 0, 'the request is still running when shutdown starts');
+
+      const during = await freshRequest(server.url, '/v1/completions', cmp());
+      assert.ok(during.errorCode === 'ECONNREFUSED' || during.status === 503, `a new request during shutdown: ${JSON.stringify(during)}`);
+
+      const head = await inFlight.response;
+      const body = JSON.parse(await inFlight.done) as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
+      assert.equal(head.statusCode, 200);
+      assert.equal(body.choices[0]!.finish_reason, 'length');
+      assert.equal(body.usage.completion_tokens, 50);
+      assert.deepEqual(watch.finishes.map((f) => f.reason), ['length']);
+
+      await shutdown;
+      const afterwards = await freshRequest(server.url, '/v1/completions', cmp());
+      assert.ok(afterwards.errorCode === 'ECONNREFUSED' || afterwards.status === 503, `a new request after shutdown: ${JSON.stringify(afterwards)}`);
+    } finally {
+      watch.stop();
+    }
+  });
+});

@@ -1,0 +1,146 @@
+// The official `openai` npm client against a real swserve: what SDK users do every day.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import OpenAI from 'openai';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+
+let server: TestServer;
+let client: OpenAI;
+
+before(async () => {
+  server = await startTestServer();
+  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+});
+after(() => server.close());
+
+describe('openai SDK: completions', () => {
+  it('creates a plain completion', async () => {
+    const c = await client.completions.create({ model: server.modelId, prompt: 'Summer is hot. Winter is', max_tokens: 6, temperature: 0 });
+    assert.equal(c.object, 'text_completion');
+    assert.equal(c.choices.length, 1);
+    assert.equal(c.choices[0]!.finish_reason, 'length');
+    assert.equal(c.usage?.completion_tokens, 6);
+    assert.equal(c.usage?.prompt_tokens, 25);
+    assert.equal(c.usage?.total_tokens, 31);
+  });
+
+  it('streams deltas that add up to the non-streamed text, with usage last', async () => {
+    const plain = await client.completions.create({ model: server.modelId, prompt: 'Winter', max_tokens: 12, temperature: 0 });
+    const stream = await client.completions.create({ model: server.modelId, prompt: 'Winter', max_tokens: 12, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    const finishReasons: (string | null)[] = [];
+    let usage: OpenAI.CompletionUsage | undefined | null;
+    for await (const chunk of stream) {
+      if (chunk.choices.length === 0) usage = chunk.usage;
+      for (const choice of chunk.choices) {
+        text += choice.text;
+        finishReasons.push(choice.finish_reason);
+      }
+    }
+    assert.equal(text, plain.choices[0]!.text);
+    assert.equal(finishReasons[finishReasons.length - 1], 'length');
+    assert.ok(finishReasons.slice(0, -1).every((f) => f === null));
+    assert.deepEqual(usage, plain.usage);
+  });
+
+  it('returns n=2 choices with their indices and different samples', async () => {
+    const c = await client.completions.create({ model: server.modelId, prompt: 'Winter', max_tokens: 16, n: 2, temperature: 1, seed: 5 });
+    assert.deepEqual(c.choices.map((x) => x.index), [0, 1]);
+    assert.notEqual(c.choices[0]!.text, c.choices[1]!.text);
+    assert.equal(c.usage?.completion_tokens, 32);
+  });
+
+  it('stops at a stop sequence and leaves it out', async () => {
+    const full = await client.completions.create({ model: server.modelId, prompt: 'Winter', max_tokens: 12, temperature: 0 });
+    const stop = full.choices[0]!.text.slice(4, 6);
+    const c = await client.completions.create({ model: server.modelId, prompt: 'Winter', max_tokens: 12, temperature: 0, stop: [stop, 'never-matches'] });
+    assert.equal(c.choices[0]!.text, full.choices[0]!.text.slice(0, full.choices[0]!.text.indexOf(stop)));
+    assert.equal(c.choices[0]!.finish_reason, 'stop');
+  });
+
+  it('echoes the prompt with logprobs in the four-array layout', async () => {
+    const c = await client.completions.create({ model: server.modelId, prompt: 'Hi there', max_tokens: 3, temperature: 0, echo: true, logprobs: 2 });
+    const choice = c.choices[0]!;
+    assert.ok(choice.text.startsWith('Hi there'));
+    const lp = choice.logprobs!;
+    // BOS + 8 prompt bytes + 3 generated tokens.
+    assert.equal(lp.tokens!.length, 12);
+    assert.equal(lp.token_logprobs![0], null);
+    assert.equal(lp.top_logprobs![0], null);
+    for (let i = 1; i < 12; i++) {
+      const top = lp.top_logprobs![i]!;
+      assert.ok(Object.keys(top).length >= 1 && Object.keys(top).length <= 3);
+      assert.ok(lp.token_logprobs![i]! <= 0);
+      // The alternatives are the most likely tokens, so none is less likely than... the best is at least the chosen one.
+      assert.ok(Math.max(...Object.values(top)) >= lp.token_logprobs![i]! - 1e-6);
+    }
+    assert.deepEqual(lp.text_offset, lp.tokens!.map((_, i) => lp.tokens!.slice(0, i).join('').length));
+  });
+
+  it('reproduces a seeded sample', async () => {
+    const a = await client.completions.create({ model: server.modelId, prompt: 'Winter', max_tokens: 16, temperature: 1, seed: 42 });
+    const b = await client.completions.create({ model: server.modelId, prompt: 'Winter', max_tokens: 16, temperature: 1, seed: 42 });
+    const c = await client.completions.create({ model: server.modelId, prompt: 'Winter', max_tokens: 16, temperature: 1, seed: 43 });
+    assert.equal(a.choices[0]!.text, b.choices[0]!.text);
+    assert.notEqual(a.choices[0]!.text, c.choices[0]!.text);
+  });
+
+  it('switches super weights through extra_body', async () => {
+    const on = await client.completions.create({ model: server.modelId, prompt: 'Summer is hot. Winter is', max_tokens: 8, temperature: 0, logprobs: 0 });
+    const off = await client.completions.create({ model: server.modelId, prompt: 'Summer is hot. Winter is', max_tokens: 8, temperature: 0, logprobs: 0, ...{ super_weights: 'off' } } as OpenAI.CompletionCreateParamsNonStreaming);
+    const applied = (off as unknown as { super_weights: { mode: string; weights: { id: string; effective_value: number }[] } }).super_weights;
+    assert.equal(applied.mode, 'ablated');
+    assert.deepEqual(applied.weights.map((w) => [w.id, w.effective_value]), [['1:7:33', 0]]);
+    assert.notDeepEqual(on.choices[0]!.logprobs!.token_logprobs, off.choices[0]!.logprobs!.token_logprobs);
+  });
+});
+
+describe('openai SDK: chat and models', () => {
+  it('creates a chat completion from the model template', async () => {
+    const c = await client.chat.completions.create({ model: server.modelId, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 5, temperature: 0 });
+    assert.equal(c.object, 'chat.completion');
+    assert.equal(c.choices[0]!.message.role, 'assistant');
+    assert.equal(typeof c.choices[0]!.message.content, 'string');
+    // "user: Hello\nassistant:" plus nothing else: the template adds no BOS text, so the count is exact.
+    assert.equal(c.usage?.prompt_tokens, 'user: Hello\nassistant:'.length);
+  });
+
+  it('streams a chat completion: role first, then content, finish last', async () => {
+    const plain = await client.chat.completions.create({ model: server.modelId, messages: [{ role: 'user', content: 'Hello' }], max_completion_tokens: 8, temperature: 0 });
+    const stream = await client.chat.completions.create({ model: server.modelId, messages: [{ role: 'user', content: 'Hello' }], max_completion_tokens: 8, temperature: 0, stream: true });
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    assert.equal(chunks[0]!.object, 'chat.completion.chunk');
+    assert.equal(chunks[0]!.choices[0]!.delta.role, 'assistant');
+    assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), plain.choices[0]!.message.content);
+    assert.equal(chunks[chunks.length - 1]!.choices[0]!.finish_reason, 'length');
+  });
+
+  it('returns chat logprobs with top alternatives', async () => {
+    const c = await client.chat.completions.create({ model: server.modelId, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3, temperature: 0, logprobs: true, top_logprobs: 2 });
+    const content = c.choices[0]!.logprobs!.content!;
+    assert.equal(content.length, 3);
+    for (const entry of content) {
+      assert.equal(entry.top_logprobs.length, 2);
+      assert.ok(entry.top_logprobs[0]!.logprob >= entry.logprob - 1e-6);
+    }
+  });
+
+  it('lists the model with meta facts', async () => {
+    const page = await client.models.list();
+    assert.equal(page.data.length, 1);
+    const model = page.data[0]! as OpenAI.Model & { meta: { context_length: number; device: string; super_weights: { id: string }[] } };
+    assert.equal(model.id, server.modelId);
+    assert.equal(model.meta.context_length, 512);
+    assert.equal(model.meta.device, 'cpu');
+    assert.deepEqual(model.meta.super_weights.map((s) => s.id), ['1:7:33']);
+  });
+
+  it('surfaces a 400 as the SDK error with the param', async () => {
+    await assert.rejects(client.completions.create({ model: server.modelId, prompt: 'x', temperature: 3 }), (err: InstanceType<typeof OpenAI.APIError>) => {
+      assert.equal(err.status, 400);
+      assert.equal((err.error as { param?: string }).param ?? err.param, 'temperature');
+      return true;
+    });
+  });
+});
