@@ -15,8 +15,11 @@ export class Admission {
     return this.capacity;
   }
 
-  /** Reserves `sequences` slots or throws 429; call the returned function once when done. */
-  acquire(sequences: number): () => void {
+  /** Reserves `sequences` slots or throws 429 (400 when it could never fit); call the returned function once when done. */
+  acquire(sequences: number, param: string): () => void {
+    if (sequences > this.capacity) {
+      throw new ApiError('invalid_request', `the request needs ${sequences} sequences; this server runs at most ${this.capacity} at once`, param);
+    }
     if (this.inFlight + sequences > this.capacity) {
       throw new ApiError('too_many_requests', `the server is at capacity (${this.inFlight} of ${this.capacity} sequences in flight); retry shortly`);
     }

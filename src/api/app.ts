@@ -35,13 +35,24 @@ export function createApp(ctx: ApiContext): Express {
   const auth = requireApiKey(ctx.config.apiKey);
   const json = express.json({ limit: ctx.config.limits.maxBodyBytes });
   const refuseWhileStopping: RequestHandler = (_req, _res, next) =>
-    next(ctx.shuttingDown() ? new ApiError('model_loading', 'the server is shutting down') : undefined);
-  for (const route of routeTable(ctx)) {
+    next(ctx.shuttingDown() ? new ApiError('shutting_down', 'the server is shutting down') : undefined);
+  const requireJson: RequestHandler = (req, _res, next) =>
+    next(req.is('application/json') ? undefined : new ApiError('invalid_request', 'the request body must be JSON (Content-Type: application/json)'));
+  const routes = routeTable(ctx);
+  for (const route of routes) {
     const chain: RequestHandler[] = route.auth ? [auth] : [];
-    if (route.method === 'post') chain.push(refuseWhileStopping, json);
+    if (route.method === 'post') chain.push(refuseWhileStopping, requireJson, json);
     app[route.method](route.path, ...chain, route.handler);
   }
-  app.use((req, res) => sendError(res, new ApiError('route_not_found', `no route ${req.method} ${req.path}`)));
+  app.use((req, res) => {
+    const allowed = routes.filter((r) => r.path === req.path).map((r) => r.method.toUpperCase());
+    if (allowed.length > 0) {
+      res.setHeader('Allow', allowed.join(', '));
+      sendError(res, new ApiError('method_not_allowed', `${req.method} is not allowed on ${req.path}; use ${allowed.join(', ')}`));
+      return;
+    }
+    sendError(res, new ApiError('route_not_found', `no route ${req.method} ${req.path}`));
+  });
   app.use(errorMiddleware);
   return app;
 }

@@ -12,9 +12,11 @@ export type ApiErrorCode =
   | 'invalid_api_key'
   | 'model_not_found'
   | 'route_not_found'
+  | 'method_not_allowed'
   | 'body_too_large'
   | 'too_many_requests'
   | 'model_loading'
+  | 'shutting_down'
   | 'engine_failure'
   | 'internal_error';
 
@@ -26,9 +28,11 @@ const STATUS: Record<ApiErrorCode, number> = {
   invalid_api_key: 401,
   model_not_found: 404,
   route_not_found: 404,
+  method_not_allowed: 405,
   body_too_large: 413,
   too_many_requests: 429,
   model_loading: 503,
+  shutting_down: 503,
   engine_failure: 503,
   internal_error: 500,
 };
@@ -38,12 +42,15 @@ const TYPE: Record<ApiErrorCode, string> = {
   invalid_json: 'invalid_request_error',
   unsupported_parameter: 'invalid_request_error',
   context_length_exceeded: 'invalid_request_error',
-  invalid_api_key: 'authentication_error',
+  // OpenAI answers a bad key with invalid_request_error / invalid_api_key; clients match on that.
+  invalid_api_key: 'invalid_request_error',
   model_not_found: 'invalid_request_error',
   route_not_found: 'invalid_request_error',
+  method_not_allowed: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
   too_many_requests: 'rate_limit_error',
   model_loading: 'service_unavailable_error',
+  shutting_down: 'service_unavailable_error',
   engine_failure: 'service_unavailable_error',
   internal_error: 'server_error',
 };
@@ -73,7 +80,8 @@ export class ApiError extends Error {
 /** zod's first issue as a 400 naming the parameter path (e.g. `messages[0].content`). */
 export function fromZodError(error: z.ZodError): ApiError {
   const issue = error.issues[0]!;
-  const param = formatPath(issue.path);
+  const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+  const param = formatPath(unknownKey === undefined ? issue.path : [...issue.path, unknownKey]);
   const detail = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
   return new ApiError('invalid_request', param ? `${param}: ${detail}` : detail, param || null);
 }

@@ -14,6 +14,8 @@ export interface GenerationJob {
   settings: GenerationSettings;
   promptLogprobs: number | null;
   switchPlan: SwitchPlan;
+  /** The request field engine refusals of the prompt are about ('prompt', or 'messages' for chat). */
+  promptParam: string;
 }
 
 export interface ChoiceEvent {
@@ -59,7 +61,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
     const { event } = next.value;
     if (event.type === 'error') {
       void events.return(undefined);
-      throw new ApiError(event.kind === 'invalid_request' ? 'invalid_request' : 'engine_failure', event.message, event.kind === 'invalid_request' ? 'prompt' : null);
+      throw new ApiError(event.kind, event.message, event.kind === 'engine_failure' ? null : job.promptParam);
     }
     if (event.type === 'accepted') {
       accepted++;

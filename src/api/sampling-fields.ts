@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import type { GenerationRequest } from '../engine/protocol.js';
 import type { SamplingParams } from '../engine/sampler.js';
-import type { ServerLimits } from '../config/server-config.js';
+import type { ApiContext } from './api-context.js';
 import { ApiError } from './errors.js';
 import { superWeightsFieldSchema } from './super-weights-field.js';
 
@@ -32,7 +32,7 @@ export const samplingFields = {
   ignore_eos: z.boolean().nullish(),
   stop_token_ids: z.array(tokenId).nullish(),
   min_tokens: z.number().int().min(0).nullish(),
-  super_weights: superWeightsFieldSchema.optional(),
+  super_weights: superWeightsFieldSchema.nullish(),
 };
 
 const samplingObject = z.object(samplingFields);
@@ -58,8 +58,15 @@ export function toSampling(body: SamplingFields, logprobs: number): SamplingPara
 
 export type GenerationSettings = Pick<GenerationRequest, 'maxTokens' | 'sampling' | 'stop' | 'stopTokenIds' | 'ignoreEos' | 'minTokens'>;
 
-export function toGenerationSettings(body: SamplingFields, maxTokens: number, logprobs: number, limits: ServerLimits, maxTokensParam: string): GenerationSettings {
-  if (maxTokens > limits.maxTokens) {
+/** Checks the fields against the server's limits and the model, and converts them. */
+export function toGenerationSettings(body: SamplingFields, maxTokens: number | null, logprobs: number, ctx: Pick<ApiContext, 'config' | 'engine'>, maxTokensParam: string): GenerationSettings {
+  const limits = ctx.config.limits;
+  const vocab = ctx.engine.info.vocabSize;
+  const badBias = Object.keys(body.logit_bias ?? {}).find((id) => Number(id) >= vocab);
+  if (badBias !== undefined) throw new ApiError('invalid_request', `logit_bias token id ${badBias} is outside the vocabulary (0..${vocab - 1})`, 'logit_bias');
+  const badStop = (body.stop_token_ids ?? []).find((id) => id >= vocab);
+  if (badStop !== undefined) throw new ApiError('invalid_request', `stop_token_ids: ${badStop} is outside the vocabulary (0..${vocab - 1})`, 'stop_token_ids');
+  if (maxTokens !== null && maxTokens > limits.maxTokens) {
     throw new ApiError('invalid_request', `${maxTokensParam} ${maxTokens} is above this server's limit of ${limits.maxTokens}`, maxTokensParam);
   }
   if ((body.n ?? 1) > limits.maxN) throw new ApiError('invalid_request', `n ${body.n} is above this server's limit of ${limits.maxN}`, 'n');

@@ -45,7 +45,7 @@ export async function sendJob(res: Response, opened: OpenedJob, format: Response
 
   if (!r.stream) {
     for await (const { index, event } of opened.events) {
-      if (event.type === 'error') throw new ApiError(event.kind === 'invalid_request' ? 'invalid_request' : 'engine_failure', event.message);
+      if (event.type === 'error') throw new ApiError(event.kind, event.message);
       states[index]!.apply(event);
     }
     if (res.writableEnded || res.destroyed) return;

@@ -14,7 +14,7 @@ export const superWeightsFieldSchema = z.union([
     select: z.array(z.string().regex(COORDINATE, 'expected "<layer>:<row>:<col>"')).min(1).optional(),
     restore_activation: z.boolean().optional(),
   }),
-]);
+], { error: (issue) => (issue.code === 'invalid_union' ? 'expected "on", "off" or {"scale": number, "select"?: ["<layer>:<row>:<col>"], "restore_activation"?: boolean}' : undefined) });
 
 export type SuperWeightsField = z.infer<typeof superWeightsFieldSchema>;
 
@@ -31,7 +31,8 @@ export interface AppliedSwitch {
 export function parseSwitchHeader(value: string): SuperWeightsField {
   const v = value.trim().toLowerCase();
   if (v === 'on' || v === 'off') return v;
-  const match = /^scale=(.+)$/.exec(v);
+  // A plain decimal only: Number() would also read "0x10" or "" as numbers.
+  const match = /^scale=(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$/.exec(v);
   const scale = match ? Number(match[1]) : NaN;
   if (!Number.isFinite(scale)) throw new ApiError('invalid_request', `X-Super-Weights "${value}" is not one of on, off, scale=<number>`, 'X-Super-Weights');
   return { scale };
@@ -46,7 +47,7 @@ export interface ResolvedSwitch {
 }
 
 /** Body wins over header; neither means the original model. */
-export function resolveSwitch(field: SuperWeightsField | undefined, header: string | undefined, info: EngineInfo, param = 'super_weights'): ResolvedSwitch {
+export function resolveSwitch(field: SuperWeightsField | null | undefined, header: string | undefined, info: EngineInfo, param = 'super_weights'): ResolvedSwitch {
   const chosen = field ?? (header === undefined ? 'on' : parseSwitchHeader(header));
   const spec = typeof chosen === 'string' ? { scale: chosen === 'on' ? 1 : 0 } : chosen;
   if (!Number.isFinite(spec.scale)) throw new ApiError('invalid_request', `${param}.scale must be a finite number`, `${param}.scale`);

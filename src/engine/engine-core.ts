@@ -6,7 +6,7 @@ import { readTensorElement } from '../model/safetensors.js';
 import { stopWordTokenIds } from '../superweights/stop-words.js';
 import { activationFrame } from './activation-frames.js';
 import { BatchKvCache, type KvGeometry } from './kv-cache.js';
-import type { EngineInfo, EngineUpdate, GenerationRequest, SequenceEvent, StepStats, TokenAlternative } from './protocol.js';
+import type { EngineErrorKind, EngineInfo, EngineUpdate, GenerationRequest, SequenceEvent, StepStats, TokenAlternative } from './protocol.js';
 import { logSoftmax, sampleToken, topLogprobs } from './sampler.js';
 import { Scheduler, type ScheduledStep, type SchedulerLimits } from './scheduler.js';
 import { Sequence } from './sequence.js';
@@ -102,8 +102,8 @@ export class EngineCore {
 
   submit(request: GenerationRequest): void {
     const problem = this.validate(request);
-    if (typeof problem === 'string') {
-      this.emit([{ type: 'error', id: request.id, kind: 'invalid_request', message: problem }]);
+    if ('kind' in problem) {
+      this.emit([{ type: 'error', id: request.id, ...problem }]);
       return;
     }
     this.scheduler.add(new Sequence(request, problem, this.tokenizer, this.vocabSize, this.info.eosIds, this.info.contextLength));
@@ -193,21 +193,30 @@ export class EngineCore {
     await this.session.release();
   }
 
-  private validate(request: GenerationRequest): number[] | string {
+  private validate(request: GenerationRequest): number[] | { kind: EngineErrorKind; message: string } {
+    const invalid = (message: string): { kind: EngineErrorKind; message: string } => ({ kind: 'invalid_request', message });
     let ids: number[];
     if ('text' in request.prompt) {
       ids = this.tokenizer.encode(request.prompt.text, { addSpecialTokens: request.prompt.addSpecialTokens ?? true });
     } else {
       ids = request.prompt.tokenIds;
       const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.vocabSize);
-      if (bad !== undefined) return `token id ${bad} is outside the vocabulary (0..${this.vocabSize - 1})`;
+      if (bad !== undefined) return invalid(`token id ${bad} is outside the vocabulary (0..${this.vocabSize - 1})`);
     }
-    if (ids.length === 0) return 'the prompt is empty';
-    if (ids.length >= this.info.contextLength) {
-      return `the prompt has ${ids.length} tokens; the context length is ${this.info.contextLength}`;
+    if (ids.length === 0) return invalid('the prompt is empty');
+    const context = this.info.contextLength;
+    // Scoring (max 0) may fill the context; generation needs room for at least one token.
+    const needed = ids.length + (request.maxTokens ?? 1);
+    if (needed > context || (request.maxTokens !== 0 && ids.length >= context)) {
+      return {
+        kind: 'context_length_exceeded',
+        message: `the context length is ${context} tokens, but ${ids.length} prompt tokens${request.maxTokens ? ` + ${request.maxTokens} max tokens` : ''} were requested`,
+      };
     }
+    const bias = [...request.sampling.logitBias.keys()].find((id) => id >= this.vocabSize);
+    if (bias !== undefined) return invalid(`logit_bias token id ${bias} is outside the vocabulary (0..${this.vocabSize - 1})`);
     const problems = switchPlanProblems(request.switchPlan, this.checkpoint.spec);
-    return problems.length > 0 ? problems.join('; ') : ids;
+    return problems.length > 0 ? invalid(problems.join('; ')) : ids;
   }
 
   private promptEvent(s: Sequence, logits: Float32Array, first: number): SequenceEvent {

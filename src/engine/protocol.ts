@@ -9,8 +9,8 @@ export interface GenerationRequest {
   id: string;
   /** Text is tokenized with the model's special tokens (BOS) unless `addSpecialTokens` is false (chat templates add their own). */
   prompt: { text: string; addSpecialTokens?: boolean } | { tokenIds: number[] };
-  /** 0 scores the prompt only (with `promptLogprobs`), generating nothing. */
-  maxTokens: number;
+  /** 0 scores the prompt only (with `promptLogprobs`), generating nothing; null runs to the end of the context. */
+  maxTokens: number | null;
   sampling: SamplingParams;
   /** Selects the random stream for the seed, so choices of one request differ. */
   streamIndex: number;
@@ -26,6 +26,8 @@ export interface GenerationRequest {
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
+
+export type EngineErrorKind = 'invalid_request' | 'context_length_exceeded' | 'engine_failure';
 
 export interface TokenAlternative {
   tokenId: number;
@@ -101,8 +103,8 @@ export type SequenceEvent =
       promptTokens: number;
       completionTokens: number;
     }
-  /** `invalid_request`: the request itself is wrong; `engine_failure`: the engine could not serve it. */
-  | { type: 'error'; id: string; kind: 'invalid_request' | 'engine_failure'; message: string };
+  /** The request itself is wrong (`invalid_request`, `context_length_exceeded`) or the engine could not serve it. */
+  | { type: 'error'; id: string; kind: EngineErrorKind; message: string };
 
 export interface StepStats {
   phase: 'prefill' | 'decode';

@@ -187,21 +187,21 @@ describe('API key', () => {
 
   it('refuses a request without a key with 401 invalid_api_key', async () => {
     const res = await request(server.url).post('/v1/completions').send(cmp());
-    assertEnvelope(res, 401, 'invalid_api_key', 'authentication_error');
+    assertEnvelope(res, 401, 'invalid_api_key', 'invalid_request_error');
     const models = await request(server.url).get('/v1/models');
-    assertEnvelope(models, 401, 'invalid_api_key', 'authentication_error');
+    assertEnvelope(models, 401, 'invalid_api_key', 'invalid_request_error');
   });
 
   it('refuses a wrong key, a different scheme and an empty bearer with 401', async () => {
     for (const authorization of ['Bearer wrong', 'Bearer secret2', 'Bearer secre', 'Basic secret', 'secret', 'Bearer ']) {
       const res = await request(server.url).post('/v1/chat/completions').set('Authorization', authorization).send(chat());
-      assertEnvelope(res, 401, 'invalid_api_key', 'authentication_error');
+      assertEnvelope(res, 401, 'invalid_api_key', 'invalid_request_error');
     }
   });
 
   it('checks the key before the body: a bad body without a key is 401, not 400', async () => {
     const res = await request(server.url).post('/v1/completions').set('Content-Type', 'application/json').send('{not json');
-    assertEnvelope(res, 401, 'invalid_api_key', 'authentication_error');
+    assertEnvelope(res, 401, 'invalid_api_key', 'invalid_request_error');
   });
 
   it('serves the right key', async () => {
@@ -233,7 +233,7 @@ describe('client disconnects', () => {
   it('a stream dropped after two chunks stops its sequence within a second', async () => {
     const watch = watchEngine(server);
     try {
-      const stream = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 2000, ignore_eos: true, stream: true }));
+      const stream = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 400, ignore_eos: true, stream: true }));
       const head = await stream.response;
       assert.equal(head.statusCode, 200);
       await waitFor(() => sseEvents(stream.text()).length >= 2, 5000, 'two chunks');
@@ -254,7 +254,7 @@ describe('client disconnects', () => {
   it('a non-streaming request dropped by its client stops its sequence within a second', async () => {
     const watch = watchEngine(server);
     try {
-      const pending = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 2000, ignore_eos: true }));
+      const pending = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 400, ignore_eos: true }));
       await waitFor(() => (watch.running() ?? 0) >= 1 && server.engine.inFlight === 1, 5000, 'the sequence to run');
       await new Promise((r) => setTimeout(r, 30));
       assert.equal(watch.running(), 1, 'still running when the client leaves');

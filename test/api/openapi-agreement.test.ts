@@ -289,9 +289,11 @@ const ALL_ERROR_CODES: Record<ApiErrorCode, true> = {
   invalid_api_key: true,
   model_not_found: true,
   route_not_found: true,
+  method_not_allowed: true,
   body_too_large: true,
   too_many_requests: true,
   model_loading: true,
+  shutting_down: true,
   engine_failure: true,
   internal_error: true,
 };
@@ -329,13 +331,13 @@ describe('openapi.yaml routes and errors agree with the server', () => {
       const where = everywhere.filter(({ method, path }) => matches(method, path, error.status));
       assert.ok(where.length > 0, `${code} (${error.status}, ${error.toJSON().error.type}) is not documented for any route`);
       // Nowhere under another status: the spec's status for a code is the server's.
-      const otherStatuses = [400, 401, 404, 413, 429, 500, 503].filter((s) => s !== error.status);
+      const otherStatuses = [400, 401, 404, 405, 413, 429, 500, 503].filter((s) => s !== error.status);
       for (const { method, path } of everywhere) for (const s of otherStatuses) assert.ok(!matches(method, path, s), `${code} validates as ${method.toUpperCase()} ${path} ${s}, but the server sends it with ${error.status}`);
     }
     // Codes a generation request can meet are documented on every generation route.
     for (const path of ['/v1/completions', '/v1/chat/completions', '/v1/ablations/compare']) {
       for (const code of Object.keys(ALL_ERROR_CODES) as ApiErrorCode[]) {
-        if (code === 'route_not_found') continue;
+        if (code === 'route_not_found' || code === 'method_not_allowed') continue;
         const error = new ApiError(code, 'probe');
         assertMatchesOpenApi('post', path, error.status, error.toJSON());
       }
@@ -464,7 +466,7 @@ describe('real responses match openapi.yaml', () => {
       { method: 'POST', path: '/v1/ablations/compare', body: { model, prompt: 'x', states: [] }, status: 400, code: 'invalid_request' },
       { method: 'POST', path: '/v1/ablations/compare', body: { model: 'nope', prompt: 'x' }, status: 404, code: 'model_not_found' },
       { method: 'GET', path: '/v1/no-such-route', status: 404, code: 'route_not_found' },
-      { method: 'GET', path: '/v1/completions', status: 404, code: 'route_not_found' },
+      { method: 'GET', path: '/v1/completions', status: 405, code: 'method_not_allowed' },
       { method: 'POST', path: '/v1/completions', body: { model, prompt: 'a'.repeat(OVERSIZED_BODY_BYTES) }, status: 413, code: 'body_too_large' },
     ];
     for (const c of cases) {
@@ -481,7 +483,17 @@ describe('real responses match openapi.yaml', () => {
     assert.equal(wrong.status, 401);
     assert.equal((await checked(keyed.url, 'GET', '/v1/models', undefined, { authorization: `Bearer ${API_KEY}` })).status, 200);
     assert.equal((await checked(keyed.url, 'GET', '/health')).status, 200);
-    const full = await checked(keyed.url, 'POST', '/v1/completions', { model, prompt: 'x', n: 2, max_tokens: 1 }, { authorization: `Bearer ${API_KEY}` });
+    // One long stream holds the only slot; the next request is turned away.
+    const holder = new AbortController();
+    const held = await fetch(`${keyed.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` },
+      body: JSON.stringify({ model, prompt: 'x', max_tokens: 400, ignore_eos: true, stream: true }),
+      signal: holder.signal,
+    });
+    assert.equal(held.status, 200);
+    const full = await checked(keyed.url, 'POST', '/v1/completions', { model, prompt: 'x', max_tokens: 1 }, { authorization: `Bearer ${API_KEY}` });
+    holder.abort();
     assert.equal(full.status, 429);
   });
 

@@ -99,7 +99,7 @@ describe('continuous batching', () => {
     assert.deepEqual(finish?.type === 'finish' && [finish.reason, finish.stopString], ['stop', stop]);
 
     const contextLength = runner.engine.info.contextLength;
-    runner.engine.submit(generationRequest({ id: 'long', prompt: { tokenIds: Array(contextLength - 3).fill(65) }, maxTokens: 50 }));
+    runner.engine.submit(generationRequest({ id: 'long', prompt: { tokenIds: Array(contextLength - 3).fill(65) }, maxTokens: null }));
     await runner.drain();
     const long = runner.get('long');
     const end = long.events.find((e) => e.type === 'finish');

@@ -26,16 +26,16 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
       { model: body.model, temperature: body.temperature ?? 0, top_p: body.top_p, seed: body.seed ?? DEFAULT_COMPARE_SEED },
       body.max_tokens ?? DEFAULT_COMPARE_MAX_TOKENS,
       0,
-      ctx.config.limits,
+      ctx,
       'max_tokens',
     );
     const prompt = typeof body.prompt === 'string' ? { text: body.prompt } : { tokenIds: body.prompt };
     const id = responseId('ablation');
     const signal = disconnectSignal(req).signal;
-    const release = ctx.admission.acquire(states.length);
+    const release = ctx.admission.acquire(states.length, 'states');
     try {
       const generated = await Promise.all(
-        states.map((state, i) => runOne(ctx, { id: `${id}-gen${i}`, prompts: [prompt], n: 1, settings, promptLogprobs: null, switchPlan: state.plan }, signal)),
+        states.map((state, i) => runOne(ctx, { id: `${id}-gen${i}`, prompts: [prompt], n: 1, settings, promptLogprobs: null, switchPlan: state.plan, promptParam: 'prompt' }, signal)),
       );
       const promptIds = generated[0]!.state.promptTokens.map((t) => t.tokenId);
       const baseline = generated[0]!.state.tokens.map((t) => t.tokenId);
@@ -50,6 +50,7 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
               settings: { ...settings, maxTokens: 0 },
               promptLogprobs: null,
               switchPlan: state.plan,
+              promptParam: 'prompt',
             },
             signal,
             promptIds.length - 1,

@@ -22,7 +22,7 @@ export function chatFormat(logprobs: boolean): ResponseFormat {
     choice(index, state) {
       return {
         index,
-        message: { role: 'assistant', content: state.text },
+        message: { role: 'assistant', content: state.text, refusal: null },
         logprobs: logprobs ? chatLogprobs(state.tokens) : null,
         finish_reason: state.finishReason,
       };

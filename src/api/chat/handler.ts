@@ -2,7 +2,7 @@
 // path as completions.
 import type { Request, RequestHandler, Response } from 'express';
 import { checkModel, disconnectSignal, responseId, type ApiContext } from '../api-context.js';
-import { fromZodError } from '../errors.js';
+import { ApiError, fromZodError } from '../errors.js';
 import { openJob, type GenerationJob } from '../generation-job.js';
 import { toGenerationSettings } from '../sampling-fields.js';
 import { sendJob } from '../send-job.js';
@@ -21,8 +21,10 @@ export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
     // max_completion_tokens supersedes max_tokens; without either, the rest of the context.
     const maxTokensParam = body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';
     const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
+    if (body.top_logprobs != null && !body.logprobs) throw new ApiError('invalid_request', 'top_logprobs requires logprobs: true', 'top_logprobs');
     const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : 0;
-    const settings = toGenerationSettings(body, requested ?? Math.min(ctx.config.limits.maxTokens, info.contextLength), topLogprobs, ctx.config.limits, maxTokensParam);
+    // Without a limit, generation may run to the end of the context (vLLM's default).
+    const settings = toGenerationSettings(body, requested ?? null, topLogprobs, ctx, maxTokensParam);
     const resolved = resolveSwitch(body.super_weights, req.get('x-super-weights'), info);
     const text = renderChat(
       { template: info.chatTemplate, bosToken: info.bosToken, eosToken: info.eosToken, modelId: ctx.modelId },
@@ -38,8 +40,9 @@ export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
       settings,
       promptLogprobs: null,
       switchPlan: resolved.plan,
+      promptParam: 'messages',
     };
-    const release = ctx.admission.acquire(n);
+    const release = ctx.admission.acquire(n, 'n');
     try {
       const opened = await openJob(ctx.engine, job, disconnectSignal(req).signal);
       await sendJob(res, opened, chatFormat(body.logprobs ?? false), {

@@ -9,7 +9,9 @@ const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
 
 export const chatMessageSchema = z.looseObject({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
-  content: z.union([z.string(), z.array(textPart).min(1), z.null()]),
+  content: z.union([z.string(), z.array(textPart).min(1), z.null()], {
+    error: (issue) => (issue.code === 'invalid_union' ? 'expected a string or an array of {"type": "text", "text": string} parts (only text is supported)' : undefined),
+  }),
   name: z.string().optional(),
 });
 

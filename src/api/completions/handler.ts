@@ -18,7 +18,7 @@ export function completionsHandler(ctx: ApiContext): RequestHandler {
     refuseUnimplemented(body);
     const logprobs = body.logprobs ?? null;
     const echo = body.echo ?? false;
-    const settings = toGenerationSettings(body, body.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS, logprobs ?? 0, ctx.config.limits, 'max_tokens');
+    const settings = toGenerationSettings(body, body.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS, logprobs ?? 0, ctx, 'max_tokens');
     const resolved = resolveSwitch(body.super_weights, req.get('x-super-weights'), ctx.engine.info);
     const prompts = normalizePrompts(body.prompt);
     const n = body.n ?? 1;
@@ -29,8 +29,9 @@ export function completionsHandler(ctx: ApiContext): RequestHandler {
       settings,
       promptLogprobs: echo && logprobs !== null ? logprobs : null,
       switchPlan: resolved.plan,
+      promptParam: 'prompt',
     };
-    const release = ctx.admission.acquire(prompts.length * n);
+    const release = ctx.admission.acquire(prompts.length * n, 'prompt');
     try {
       const controller = disconnectSignal(req);
       const opened = await openJob(ctx.engine, job, controller.signal);

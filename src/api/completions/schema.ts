@@ -17,7 +17,7 @@ export const completionRequestSchema = z.looseObject({
     z.array(z.string()).min(1),
     z.array(tokenId).min(1),
     z.array(z.array(tokenId).min(1)).min(1),
-  ]),
+  ], { error: (issue) => (issue.code === 'invalid_union' ? 'expected a string, an array of strings, an array of token ids, or an array of token-id arrays (none empty)' : undefined) }),
   max_tokens: z.number().int().min(0).nullish(),
   logprobs: z.number().int().min(0).max(MAX_COMPLETION_LOGPROBS).nullish(),
   echo: z.boolean().nullish(),
