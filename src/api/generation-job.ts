@@ -16,6 +16,9 @@ export interface GenerationJob {
   switchPlan: SwitchPlan;
   /** The request field engine refusals of the prompt are about ('prompt', or 'messages' for chat). */
   promptParam: string;
+  /** The id telemetry reports: the client's X-Request-Id, else the response id. */
+  requestId?: string;
+  switchMode?: string;
 }
 
 export interface ChoiceEvent {
@@ -46,6 +49,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
         promptLogprobs: job.promptLogprobs,
         promptDistributionsFrom,
         switchPlan: job.switchPlan,
+        tags: { requestId: job.requestId ?? job.id, choice: index, switchMode: job.switchMode ?? 'original' },
       };
       sources.push(tagged(engine.generate(request, signal), index, p));
     }

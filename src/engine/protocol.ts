@@ -22,10 +22,20 @@ export interface GenerationRequest {
   promptLogprobs: number | null;
   /** Full next-token log-distributions for prompt positions from this one on (A/B comparisons); null for none. */
   promptDistributionsFrom?: number | null;
+  /** Who asked, passed through untouched to the `accepted` event for subscribers such as telemetry. */
+  tags?: SequenceTags;
   switchPlan: SwitchPlan;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface SequenceTags {
+  /** The response id, or the client's X-Request-Id. */
+  requestId: string;
+  choice: number;
+  /** original, ablated or scaled */
+  switchMode: string;
+}
 
 export type EngineErrorKind = 'invalid_request' | 'context_length_exceeded' | 'engine_failure';
 
@@ -69,6 +79,7 @@ export type SequenceEvent =
       promptTokens: number;
       /** Original value of every switched weight and known super weight, by "layer:row:col". */
       weightValues: Record<string, number>;
+      tags?: SequenceTags;
     }
   | {
       type: 'prompt';

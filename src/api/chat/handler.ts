@@ -41,6 +41,8 @@ export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
       promptLogprobs: null,
       switchPlan: resolved.plan,
       promptParam: 'messages',
+      requestId: req.get('x-request-id') ?? undefined,
+      switchMode: resolved.mode,
     };
     const release = ctx.admission.acquire(n, 'n');
     try {

@@ -30,6 +30,8 @@ export function completionsHandler(ctx: ApiContext): RequestHandler {
       promptLogprobs: echo && logprobs !== null ? logprobs : null,
       switchPlan: resolved.plan,
       promptParam: 'prompt',
+      requestId: req.get('x-request-id') ?? undefined,
+      switchMode: resolved.mode,
     };
     const release = ctx.admission.acquire(prompts.length * n, 'prompt');
     try {
