@@ -20,7 +20,7 @@ interface Route {
 
 export function routeTable(ctx: ApiContext): Route[] {
   return [
-    { method: 'get', path: '/health', handler: healthHandler(), auth: false },
+    { method: 'get', path: '/health', handler: healthHandler(ctx), auth: false },
     { method: 'get', path: '/ready', handler: readyHandler(ctx), auth: false },
     { method: 'get', path: '/v1/models', handler: modelsHandler(ctx, Math.floor(Date.now() / 1000)), auth: true },
     { method: 'post', path: '/v1/completions', handler: completionsHandler(ctx), auth: true },

@@ -60,7 +60,9 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
   const early: ChoiceEvent[] = [];
   let accepted = 0;
   while (accepted < sources.length) {
-    const next = await events.next();
+    const next = await events.next().catch((err: Error) => {
+      throw new ApiError('engine_failure', `the engine is not available: ${err.message}`);
+    });
     if (next.done) throw new ApiError('engine_failure', 'the engine closed before accepting the request');
     const { event } = next.value;
     if (event.type === 'error') {

@@ -56,6 +56,11 @@ export class EngineClient {
     return () => this.updateListeners.delete(listener);
   }
 
+  /** False once the worker has died; nothing more can be served. */
+  get alive(): boolean {
+    return this.exitError === undefined;
+  }
+
   get inFlight(): number {
     return this.pending.size;
   }

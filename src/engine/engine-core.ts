@@ -10,7 +10,7 @@ import type { EngineErrorKind, EngineInfo, EngineUpdate, GenerationRequest, Sequ
 import { logSoftmax, sampleToken, topLogprobs } from './sampler.js';
 import { Scheduler, type ScheduledStep, type SchedulerLimits } from './scheduler.js';
 import { Sequence } from './sequence.js';
-import { createModelSession, type DeviceRequest, type ModelSession } from './session.js';
+import { createModelSession, type DeviceRequest, type ModelSession, type StepFetches } from './session.js';
 import { packStep, type StepContext, type StepRow } from './step-batch.js';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
 
@@ -139,7 +139,13 @@ export class EngineCore {
     );
     const packed = packStep(rows, kv, this.stepContext);
     const runStarted = performance.now();
-    const out = await this.session.run(packed.feeds);
+    let out: StepFetches;
+    try {
+      out = await this.session.run(packed.feeds);
+    } catch (err) {
+      this.failStep(step, sequences, kv, err as Error);
+      return true;
+    }
     const runMs = performance.now() - runStarted;
     kv.commit(out.present, packed.newPositions);
 
@@ -154,7 +160,7 @@ export class EngineCore {
         events.push(this.finishEvent(s, 'length'));
         return;
       }
-      const sampled = sampleToken(out.logits.subarray((first + count - 1) * V, (first + count) * V), s.request.sampling, s, s.rng, s.scratch);
+      const sampled = sampleToken(out.logits.subarray((first + count - 1) * V, (first + count) * V), s.samplingParams(), s, s.rng, s.scratch);
       const frame = out.taps
         ? activationFrame(out.taps, b, {
             phase: step.kind,
@@ -185,6 +191,15 @@ export class EngineCore {
     this.scheduler.update(step, finished);
     this.emit(events, this.stats(step, rows.length, packed.feeds.tokens, runMs, performance.now() - started));
     return true;
+  }
+
+  /** A failed run ends only the sequences of that step; the engine keeps serving the others. */
+  private failStep(step: ScheduledStep<Sequence>, sequences: Sequence[], kv: BatchKvCache, err: Error): void {
+    const ids = new Set(sequences.map((s) => s.id));
+    kv.remove(ids);
+    this.scheduler.update(step, ids);
+    this.options.onWarning?.(`engine step failed: ${err.message}`);
+    this.emit(sequences.map((s) => ({ type: 'error', id: s.id, kind: 'engine_failure', message: `the model run failed: ${err.message}` })));
   }
 
   /** Cancels everything and frees the session. */

@@ -2,7 +2,7 @@
 import type { FinishReason, GenerationRequest } from './protocol.js';
 import { createDetokenizer, createStopMatcher, type IncrementalDetokenizer, type StopMatcher } from './detokenizer.js';
 import { createRng, randomSeed, type Rng } from './rng.js';
-import { createPenaltyState, createSamplerScratch, recordOutputToken, type SamplerScratch } from './sampler.js';
+import { createPenaltyState, createSamplerScratch, recordOutputToken, type SamplerScratch, type SamplingParams } from './sampler.js';
 import type { TextTokenizer } from './tokenizer.js';
 
 export class Sequence {
@@ -47,18 +47,26 @@ export class Sequence {
     return this.promptIds.length + this.outputIds.length - 1;
   }
 
+  /** The request's sampling settings, with end-of-sequence tokens banned until min_tokens are out (as vLLM does). */
+  samplingParams(): SamplingParams {
+    const { sampling, minTokens, stopTokenIds, ignoreEos } = this.request;
+    if (this.outputIds.length >= minTokens) return sampling;
+    const logitBias = new Map(sampling.logitBias);
+    for (const id of [...stopTokenIds, ...(ignoreEos ? [] : this.eosIds)]) logitBias.set(id, -Infinity);
+    return { ...sampling, logitBias };
+  }
+
   /** Records a sampled token; returns the text the client may see now and whether the sequence ended. */
   append(tokenId: number): { text: string; finished: boolean } {
     this.outputIds.push(tokenId);
     recordOutputToken(this.outputCounts, tokenId);
     const { request } = this;
-    const minReached = this.outputIds.length >= request.minTokens;
     const match = this.stopMatcher.push(this.detokenizer.push(tokenId));
     if (match.stopped) {
       this.stopString = match.stopString;
       return { text: match.emit, finished: this.finish('stop') };
     }
-    if (minReached && (request.stopTokenIds.includes(tokenId) || (!request.ignoreEos && this.eosIds.includes(tokenId)))) {
+    if (request.stopTokenIds.includes(tokenId) || (!request.ignoreEos && this.eosIds.includes(tokenId))) {
       return { text: match.emit, finished: this.finish('stop') };
     }
     const atContextEnd = this.promptIds.length + this.outputIds.length >= this.contextLength;

@@ -106,6 +106,17 @@ describe('continuous batching', () => {
     assert.deepEqual(end?.type === 'finish' && [end.reason, end.completionTokens], ['length', 3]);
   });
 
+  it('stops at a stop token id, but not before min_tokens', async () => {
+    const first = runner.get('a').tokens[0]!;
+    runner.engine.submit(generationRequest({ id: 'stop-id', prompt: { text: 'Summer is hot. Winter is' }, maxTokens: 12, stopTokenIds: [first] }));
+    runner.engine.submit(generationRequest({ id: 'min-tokens', prompt: { text: 'Summer is hot. Winter is' }, maxTokens: 12, stopTokenIds: [first], minTokens: 3 }));
+    await runner.drain();
+    assert.deepEqual(runner.get('stop-id').tokens, [first]);
+    const held = runner.get('min-tokens').tokens;
+    assert.ok(held.length >= 3);
+    assert.ok(!held.slice(0, 3).includes(first), 'the stop token is banned until min_tokens');
+  });
+
   it('refuses bad requests with a message and keeps serving', async () => {
     const cases: [GenerationRequest, RegExp][] = [
       [generationRequest({ id: 'bad-token', prompt: { tokenIds: [1, 99999] } }), /outside the vocabulary/],

@@ -2,10 +2,12 @@
 // the server admits work, 503 when it is full or shutting down, with the numbers either way.
 import type { RequestHandler } from 'express';
 import type { ApiContext } from '../api-context.js';
-import { RETRY_AFTER_SECONDS } from '../errors.js';
+import { ApiError, RETRY_AFTER_SECONDS, sendError } from '../errors.js';
 
-export function healthHandler(): RequestHandler {
+export function healthHandler(ctx: ApiContext): RequestHandler {
   return (_req, res) => {
+    // vLLM answers 503 once its engine is dead; so does swserve.
+    if (!ctx.engine.alive) return sendError(res, new ApiError('engine_failure', 'the engine worker has stopped'));
     res.json({ status: 'ok' });
   };
 }
