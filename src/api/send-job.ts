@@ -1,12 +1,13 @@
 // Sends an opened job as one JSON response or as an SSE stream. The endpoint supplies a format that
 // turns choice states and increments into its own OpenAI shapes; everything else is shared.
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
+import { disconnectSignal, type ApiContext } from './api-context.js';
 import type { ChoiceIncrement } from './choice-state.js';
 import { ChoiceState } from './choice-state.js';
 import { ApiError } from './errors.js';
-import type { OpenedJob } from './generation-job.js';
+import { openJob, type GenerationJob, type OpenedJob } from './generation-job.js';
 import { SseWriter } from './sse.js';
-import type { AppliedSwitch } from './super-weights-field.js';
+import { describeSwitch, type AppliedSwitch, type ResolvedSwitch } from './super-weights-field.js';
 
 export interface ResponseFormat {
   object: string;
@@ -25,6 +26,35 @@ export interface JobResponse {
   includeUsage: boolean;
   superWeights: AppliedSwitch;
   pingIntervalMs: number;
+}
+
+export interface ServeOptions {
+  stream: boolean;
+  includeUsage: boolean;
+  resolved: ResolvedSwitch;
+  /** The field a request too large for the server is blamed on. */
+  admissionParam: string;
+}
+
+/** The life of a validated completion request: admission, the engine job, the response. */
+export async function serveJob(ctx: ApiContext, req: Request, res: Response, job: GenerationJob, format: ResponseFormat, o: ServeOptions): Promise<void> {
+  const choices = job.prompts.length * job.n;
+  const release = ctx.admission.acquire(choices, o.admissionParam);
+  try {
+    const tagged = { ...job, requestId: req.get('x-request-id') ?? job.id, switchMode: o.resolved.mode };
+    const opened = await openJob(ctx.engine, tagged, disconnectSignal(req).signal);
+    await sendJob(res, opened, format, {
+      id: job.id,
+      model: ctx.modelId,
+      choices,
+      stream: o.stream,
+      includeUsage: o.includeUsage,
+      superWeights: describeSwitch(o.resolved, opened.weightValues),
+      pingIntervalMs: ctx.config.pingIntervalSeconds * 1000,
+    });
+  } finally {
+    release();
+  }
 }
 
 interface Usage {

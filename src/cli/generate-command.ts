@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { EngineClient } from '../engine/engine-client.js';
 import type { ActivationFrame } from '../engine/protocol.js';
+import { GREEDY_SAMPLING } from '../engine/sampler.js';
 import { DEFAULT_SCHEDULER_LIMITS } from '../engine/scheduler.js';
 import { readModelSuperWeights } from '../superweights/model-super-weights.js';
 import { coordinateId } from '../superweights/switch-plan.js';
@@ -46,16 +47,10 @@ export async function runGenerate(argv: string[]): Promise<void> {
       prompt: { text: values.prompt },
       maxTokens: Number(values['max-tokens']),
       sampling: {
+        ...GREEDY_SAMPLING,
         temperature: Number(values.temperature),
         topP: Number(values['top-p']),
-        topK: 0,
-        minP: 0,
-        presencePenalty: 0,
-        frequencyPenalty: 0,
-        repetitionPenalty: 1,
-        logitBias: new Map(),
         seed: values.seed === undefined ? undefined : Number(values.seed),
-        logprobs: 0,
       },
       streamIndex: 0,
       stop: [],

@@ -60,6 +60,19 @@ export interface SamplerScratch extends CandidateBuffer {
   readonly work: Float32Array;
 }
 
+/** Every knob off and greedy: the base that callers override. */
+export const GREEDY_SAMPLING: SamplingParams = {
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  repetitionPenalty: 1,
+  logitBias: new Map(),
+  logprobs: 0,
+};
+
 /** vLLM treats temperatures below this as greedy (its _SAMPLING_EPS). */
 export const GREEDY_TEMPERATURE_EPSILON = 1e-5;
 /** The most top alternatives a request may ask for (OpenAI's top_logprobs limit). */

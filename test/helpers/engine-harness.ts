@@ -4,7 +4,7 @@ import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import { readTensorElement } from '../../src/model/safetensors.js';
 import { BatchKvCache } from '../../src/engine/kv-cache.js';
 import type { GenerationRequest } from '../../src/engine/protocol.js';
-import type { SamplingParams } from '../../src/engine/sampler.js';
+import { GREEDY_SAMPLING } from '../../src/engine/sampler.js';
 import { createModelSession, type ModelSession, type StepTaps } from '../../src/engine/session.js';
 import { packStep } from '../../src/engine/step-batch.js';
 import { ORIGINAL_SWITCH, type SuperWeightCoordinate, type SwitchPlan } from '../../src/superweights/switch-plan.js';
@@ -67,22 +67,11 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return max;
 }
 
-export const GREEDY: SamplingParams = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  repetitionPenalty: 1,
-  logitBias: new Map(),
-  logprobs: 0,
-};
 
 export function generationRequest(overrides: Partial<GenerationRequest> & Pick<GenerationRequest, 'id' | 'prompt'>): GenerationRequest {
   return {
     maxTokens: 8,
-    sampling: GREEDY,
+    sampling: GREEDY_SAMPLING,
     streamIndex: 0,
     stop: [],
     stopTokenIds: [],

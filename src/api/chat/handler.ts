@@ -1,12 +1,12 @@
 // POST /v1/chat/completions: render the conversation with the model's template, then the same job
 // path as completions.
 import type { Request, RequestHandler, Response } from 'express';
-import { checkModel, disconnectSignal, responseId, type ApiContext } from '../api-context.js';
+import { checkModel, responseId, type ApiContext } from '../api-context.js';
 import { ApiError, fromZodError } from '../errors.js';
-import { openJob, type GenerationJob } from '../generation-job.js';
+import type { GenerationJob } from '../generation-job.js';
 import { toGenerationSettings } from '../sampling-fields.js';
-import { sendJob } from '../send-job.js';
-import { describeSwitch, resolveSwitch } from '../super-weights-field.js';
+import { serveJob } from '../send-job.js';
+import { resolveSwitch } from '../super-weights-field.js';
 import { chatFormat } from './format.js';
 import { chatRequestSchema } from './schema.js';
 import { renderChat } from './template.js';
@@ -41,23 +41,12 @@ export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
       promptLogprobs: null,
       switchPlan: resolved.plan,
       promptParam: 'messages',
-      requestId: req.get('x-request-id') ?? undefined,
-      switchMode: resolved.mode,
     };
-    const release = ctx.admission.acquire(n, 'n');
-    try {
-      const opened = await openJob(ctx.engine, job, disconnectSignal(req).signal);
-      await sendJob(res, opened, chatFormat(body.logprobs ?? false), {
-        id: job.id,
-        model: ctx.modelId,
-        choices: n,
-        stream: body.stream ?? false,
-        includeUsage: body.stream_options?.include_usage ?? false,
-        superWeights: describeSwitch(resolved, opened.weightValues),
-        pingIntervalMs: ctx.config.pingIntervalSeconds * 1000,
-      });
-    } finally {
-      release();
-    }
+    await serveJob(ctx, req, res, job, chatFormat(body.logprobs ?? false), {
+      stream: body.stream ?? false,
+      includeUsage: body.stream_options?.include_usage ?? false,
+      resolved,
+      admissionParam: 'n',
+    });
   };
 }

@@ -1,11 +1,11 @@
 // POST /v1/completions: validate, convert to one GenerationJob, send as JSON or SSE.
 import type { Request, RequestHandler, Response } from 'express';
-import { checkModel, disconnectSignal, responseId, type ApiContext } from '../api-context.js';
+import { checkModel, responseId, type ApiContext } from '../api-context.js';
 import { ApiError, fromZodError } from '../errors.js';
-import { openJob, type GenerationJob } from '../generation-job.js';
+import type { GenerationJob } from '../generation-job.js';
 import { toGenerationSettings } from '../sampling-fields.js';
-import { sendJob } from '../send-job.js';
-import { describeSwitch, resolveSwitch } from '../super-weights-field.js';
+import { serveJob } from '../send-job.js';
+import { resolveSwitch } from '../super-weights-field.js';
 import { completionFormat } from './format.js';
 import { completionRequestSchema, DEFAULT_COMPLETION_MAX_TOKENS, type CompletionRequest } from './schema.js';
 
@@ -30,25 +30,13 @@ export function completionsHandler(ctx: ApiContext): RequestHandler {
       promptLogprobs: echo && logprobs !== null ? logprobs : null,
       switchPlan: resolved.plan,
       promptParam: 'prompt',
-      requestId: req.get('x-request-id') ?? undefined,
-      switchMode: resolved.mode,
     };
-    const release = ctx.admission.acquire(prompts.length * n, 'prompt');
-    try {
-      const controller = disconnectSignal(req);
-      const opened = await openJob(ctx.engine, job, controller.signal);
-      await sendJob(res, opened, completionFormat(echo, logprobs), {
-        id: job.id,
-        model: ctx.modelId,
-        choices: prompts.length * n,
-        stream: body.stream ?? false,
-        includeUsage: body.stream_options?.include_usage ?? false,
-        superWeights: describeSwitch(resolved, opened.weightValues),
-        pingIntervalMs: ctx.config.pingIntervalSeconds * 1000,
-      });
-    } finally {
-      release();
-    }
+    await serveJob(ctx, req, res, job, completionFormat(echo, logprobs), {
+      stream: body.stream ?? false,
+      includeUsage: body.stream_options?.include_usage ?? false,
+      resolved,
+      admissionParam: 'prompt',
+    });
   };
 }
 
