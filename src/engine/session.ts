@@ -67,6 +67,8 @@ export interface ModelSession {
 export interface ModelSessionOptions {
   device: DeviceRequest;
   instrument: boolean;
+  /** float32 on CPU and float16 on CUDA unless set (tests run the float16 graph on CPU). */
+  computeDtype?: ComputeDtype;
   /** Threads for one operator; onnxruntime's default uses every core. */
   intraOpThreads?: number;
   onWarning?: (message: string) => void;
@@ -88,7 +90,7 @@ export async function createModelSession(checkpoint: Checkpoint, options: ModelS
 }
 
 async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device: 'cpu' | 'cuda', deviceId = 0): Promise<ModelSession> {
-  const computeDtype: ComputeDtype = device === 'cuda' ? 'float16' : 'float32';
+  const computeDtype: ComputeDtype = options.computeDtype ?? (device === 'cuda' ? 'float16' : 'float32');
   const graph = buildDecoderGraph(checkpoint, { computeDtype, instrument: options.instrument });
   const session = await ort.InferenceSession.create(graph.bytes, {
     executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'],

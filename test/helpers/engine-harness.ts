@@ -1,6 +1,7 @@
 // Drives the real graph, session, KV cache and step packing for one sequence and returns raw logits,
 // so tests can compare the engine with the reference forward pass number by number.
 import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
+import type { ComputeDtype } from '../../src/model/graph-context.js';
 import { readTensorElement } from '../../src/model/safetensors.js';
 import { BatchKvCache } from '../../src/engine/kv-cache.js';
 import type { GenerationRequest } from '../../src/engine/protocol.js';
@@ -25,9 +26,9 @@ export interface HarnessSession {
   release(): Promise<void>;
 }
 
-export async function openHarness(modelDir: string, instrument = true): Promise<HarnessSession> {
+export async function openHarness(modelDir: string, instrument = true, computeDtype: ComputeDtype = 'float32'): Promise<HarnessSession> {
   const checkpoint = openCheckpoint(modelDir);
-  const session = await createModelSession(checkpoint, { device: { kind: 'cpu' }, instrument });
+  const session = await createModelSession(checkpoint, { device: { kind: 'cpu' }, instrument, computeDtype });
   const { spec } = checkpoint;
   const weightValue = (c: SuperWeightCoordinate): number => {
     const entry = checkpoint.tensors.get(checkpoint.layout.layers[c.layer]!.down)!;
@@ -39,7 +40,7 @@ export async function openHarness(modelDir: string, instrument = true): Promise<
     async run(prompt, continuation, plan = ORIGINAL_SWITCH, known = []) {
       const ctx = { numLayers: spec.numLayers, slidingWindow: spec.slidingWindow, knownSuperWeights: known, weightValue };
       const kv = BatchKvCache.empty(
-        { numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: 'float32' },
+        { numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: computeDtype },
         ['row'],
       );
       const split = (logits: Float32Array): Float32Array[] =>

@@ -67,3 +67,31 @@ function argmax(v: Float32Array): number {
   for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
   return best;
 }
+
+describe('the float16 graph (what CUDA runs), executed on CPU', () => {
+  // Half precision keeps ~3 significant digits; logits of these tiny models are O(1).
+  const HALF_TOLERANCE = 3e-2;
+  it('agrees with the reference within half-precision error, planted super weight included', async () => {
+    const dir = path.join(root, 'half');
+    const ckpt = buildTinyCheckpoint(dir, { arch: 'llama', numLayers: 3, numKvHeads: 2, dtype: 'BF16', seed: 23, plantedSuperWeights: [{ layer: 1, row: 7, col: 33 }] });
+    const prompt = [ckpt.bosId, ...Buffer.from('The cat sat')];
+    const ref = createReferenceModel(ckpt).forward(prompt);
+    const harness = await openHarness(dir, true, 'float16');
+    try {
+      assert.equal(harness.session.info.computeDtype, 'float16');
+      const run = await harness.run(prompt, [65, 66, 67]);
+      run.prefill.forEach((logits, t) => assert.ok(maxAbsDiff(logits, ref.logits[t]!) < HALF_TOLERANCE, `position ${t}: ${maxAbsDiff(logits, ref.logits[t]!)}`));
+      const reference = createReferenceModel(ckpt);
+      let cache = reference.forward(prompt).cache;
+      [65, 66, 67].forEach((token, i) => {
+        const step = reference.forward([token], cache);
+        cache = step.cache;
+        assert.ok(maxAbsDiff(run.decode[i]!, step.logits[0]!) < HALF_TOLERANCE, `decode ${i}: ${maxAbsDiff(run.decode[i]!, step.logits[0]!)}`);
+      });
+      const spike = ref.downProj[1]!.output[0]![7]!;
+      assert.ok(Math.abs(run.prefillTaps!.outMax[1]! - Math.abs(spike)) / Math.abs(spike) < 1e-2);
+    } finally {
+      await harness.release();
+    }
+  });
+});
