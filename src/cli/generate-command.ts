@@ -8,6 +8,7 @@ import { readModelSuperWeights } from '../superweights/model-super-weights.js';
 import { coordinateId } from '../superweights/switch-plan.js';
 import { parseSwitchSetting } from '../superweights/switch-setting.js';
 import { parseDevice } from './device-option.js';
+import { resolveModelDir } from './model-location.js';
 
 export const GENERATE_USAGE = `swserve generate --model DIR --prompt TEXT [--max-tokens N] [--super-weights on|off|scale=X]
                  [--device cpu|cuda[:N]] [--temperature T] [--top-p P] [--seed S]`;
@@ -27,6 +28,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
     },
   });
   if (!values.model || values.prompt === undefined) throw new Error(`usage: ${GENERATE_USAGE}`);
+  values.model = await resolveModelDir(values.model, (m) => process.stderr.write(`${m}\n`));
   const known = readModelSuperWeights(values.model);
   const switchPlan = parseSwitchSetting(values['super-weights'], known);
   const engine = await EngineClient.start({

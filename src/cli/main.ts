@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // The `swserve` command: one subcommand per job.
+import { DOWNLOAD_USAGE, runDownload } from './download-command.js';
 import { GENERATE_USAGE, runGenerate } from './generate-command.js';
 import { runServe, SERVE_USAGE } from './serve-command.js';
 
 const COMMANDS: Record<string, { usage: string; run: (argv: string[]) => Promise<void> }> = {
   serve: { usage: SERVE_USAGE, run: runServe },
   generate: { usage: GENERATE_USAGE, run: runGenerate },
+  download: { usage: DOWNLOAD_USAGE, run: runDownload },
 };
 
 async function main(argv: string[]): Promise<void> {

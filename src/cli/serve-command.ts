@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { coerce, loadServerConfig, setPath } from '../config/server-config.js';
 import { startServer } from '../server.js';
+import { resolveModelDir } from './model-location.js';
 
 export const SERVE_USAGE = `swserve serve [--model DIR] [--port N] [--host H] [--device cpu|cuda[:N]] [--api-key K]
                  [--config FILE] [--served-model-name NAME] [--super-weights FILE] [--max-running N]
@@ -34,7 +35,8 @@ export async function runServe(argv: string[]): Promise<void> {
     const value = (values as Record<string, string | undefined>)[flag];
     if (typeof value === 'string') setPath(flags, key, key === 'apiKey' || key === 'model' ? value : coerce(value));
   }
-  const config = loadServerConfig({ file: values.config, env: process.env, flags });
+  const loaded = loadServerConfig({ file: values.config, env: process.env, flags });
+  const config = { ...loaded, model: await resolveModelDir(loaded.model, (m) => console.error(m)) };
   const server = await startServer(config);
   let stopping = false;
   const stop = (signal: string): void => {
