@@ -9,8 +9,10 @@ import type { ApiContext } from './api/api-context.js';
 import { createApp, createLoadingApp } from './api/app.js';
 import { parseDevice } from './cli/device-option.js';
 import type { ServerConfig } from './config/server-config.js';
-import { EngineClient } from './engine/engine-client.js';
-import { readModelSuperWeights } from './superweights/model-super-weights.js';
+import type { EngineClient } from './engine/engine-client.js';
+import { startEngineWithSuperWeights } from './superweights/engine-startup.js';
+import { coordinateId } from './superweights/switch-plan.js';
+import { startTelemetry, type Telemetry } from './telemetry/telemetry.js';
 
 export interface RunningServer {
   url: string;
@@ -37,29 +39,38 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
   log(`swserve listening on ${url}; loading ${config.model}`);
 
   let stopping = false;
+  let telemetry: Telemetry | undefined;
   const admission = new Admission(config.limits.maxRunning + config.limits.maxWaiting);
-  const known = config.superWeightsFile ? readModelSuperWeights(path.dirname(config.superWeightsFile), path.basename(config.superWeightsFile)) : readModelSuperWeights(config.model);
-  const ready = EngineClient.start(
-    {
+  const modelId = config.servedModelName ?? path.basename(path.resolve(config.model));
+  const ready = startEngineWithSuperWeights({
+    engine: {
       modelDir: config.model,
       device: parseDevice(config.device),
       instrument: true,
       limits: { maxBatch: config.limits.maxRunning, maxPrefillTokens: config.limits.maxPrefillTokens },
-      knownSuperWeights: known,
     },
-    (message) => log(`warning: ${message}`),
-  ).then(
-    (engine) => {
+    superWeightsFile: config.superWeightsFile,
+    aliases: [modelId],
+    detectOnLoad: config.detectOnLoad,
+    detection: config.detection,
+    onWarning: (message) => log(`warning: ${message}`),
+    log,
+  }).then(
+    ({ engine, superWeights }) => {
+      telemetry = startTelemetry(engine, server, { ...config.telemetry, apiKey: config.apiKey, shuttingDown: () => stopping, log });
       const ctx: ApiContext = {
         engine,
-        modelId: config.servedModelName ?? path.basename(path.resolve(config.model)),
+        modelId,
         config,
         admission,
         shuttingDown: () => stopping,
+        metrics: telemetry.metrics,
+        superWeights,
       };
       handler = createApp(ctx);
       state = 'ready';
       const s = engine.info.session;
+      log(`super weights: ${superWeights.superWeights.length === 0 ? 'none' : superWeights.superWeights.map(coordinateId).join(', ')} (${superWeights.description})`);
       log(`serving ${ctx.modelId} (${engine.info.architecture}, ${(engine.info.parameterCount / 1e6).toFixed(1)}M parameters) on ${s.device}${s.fallbackReason ? ` - ${s.fallbackReason}` : ''}`);
       return engine;
     },
@@ -80,6 +91,7 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
       const deadline = Date.now() + config.shutdownGraceSeconds * 1000;
       while (admission.used > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
       if (state === 'ready') await (await ready).close();
+      telemetry?.close();
       server.closeAllConnections();
       await closed;
     },

@@ -2,6 +2,8 @@
 import type { Request } from 'express';
 import type { ServerConfig } from '../config/server-config.js';
 import type { EngineClient } from '../engine/engine-client.js';
+import type { SuperWeightsInForce } from '../superweights/resolve-super-weights.js';
+import type { TelemetryMetrics } from '../telemetry/metrics.js';
 import type { Admission } from './admission.js';
 import { ApiError } from './errors.js';
 
@@ -12,6 +14,10 @@ export interface ApiContext {
   admission: Admission;
   /** Resolves when the server starts shutting down (streams end, new work is refused). */
   shuttingDown: () => boolean;
+  /** The Prometheus exposition behind GET /metrics. */
+  metrics: Pick<TelemetryMetrics, 'render'>;
+  /** The super weights in force and where each came from (GET /v1/super_weights). */
+  superWeights: SuperWeightsInForce;
 }
 
 export function checkModel(ctx: ApiContext, model: string): void {

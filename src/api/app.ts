@@ -9,6 +9,8 @@ import { completionsHandler } from './completions/handler.js';
 import { ApiError, errorMiddleware, sendError } from './errors.js';
 import { healthHandler, readyHandler } from './health/handler.js';
 import { modelsHandler } from './models/handler.js';
+import { superWeightsDetectHandler, superWeightsListHandler } from './super-weights/handler.js';
+import { livePageHandler, metricsHandler } from '../telemetry/telemetry-routes.js';
 
 interface Route {
   method: 'get' | 'post';
@@ -22,10 +24,16 @@ export function routeTable(ctx: ApiContext): Route[] {
   return [
     { method: 'get', path: '/health', handler: healthHandler(ctx), auth: false },
     { method: 'get', path: '/ready', handler: readyHandler(ctx), auth: false },
+    { method: 'get', path: '/metrics', handler: metricsHandler(ctx.metrics), auth: false },
+    { method: 'get', path: '/', handler: livePageHandler('index.html'), auth: false },
+    { method: 'get', path: '/dashboard', handler: livePageHandler('index.html'), auth: false },
+    { method: 'get', path: '/dashboard/live.js', handler: livePageHandler('live.js'), auth: false },
     { method: 'get', path: '/v1/models', handler: modelsHandler(ctx, Math.floor(Date.now() / 1000)), auth: true },
     { method: 'post', path: '/v1/completions', handler: completionsHandler(ctx), auth: true },
     { method: 'post', path: '/v1/chat/completions', handler: chatCompletionsHandler(ctx), auth: true },
     { method: 'post', path: '/v1/ablations/compare', handler: ablationCompareHandler(ctx), auth: true },
+    { method: 'get', path: '/v1/super_weights', handler: superWeightsListHandler(ctx), auth: true },
+    { method: 'post', path: '/v1/super_weights/detect', handler: superWeightsDetectHandler(ctx), auth: true },
   ];
 }
 

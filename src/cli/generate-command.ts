@@ -4,7 +4,8 @@ import { EngineClient } from '../engine/engine-client.js';
 import type { ActivationFrame } from '../engine/protocol.js';
 import { GREEDY_SAMPLING } from '../engine/sampler.js';
 import { DEFAULT_SCHEDULER_LIMITS } from '../engine/scheduler.js';
-import { readModelSuperWeights } from '../superweights/model-super-weights.js';
+import { openCheckpoint } from '../model/checkpoint.js';
+import { resolveSuperWeights } from '../superweights/resolve-super-weights.js';
 import { coordinateId } from '../superweights/switch-plan.js';
 import { parseSwitchSetting } from '../superweights/switch-setting.js';
 import { parseDevice } from './device-option.js';
@@ -28,8 +29,11 @@ export async function runGenerate(argv: string[]): Promise<void> {
     },
   });
   if (!values.model || values.prompt === undefined) throw new Error(`usage: ${GENERATE_USAGE}`);
+  const asGiven = values.model;
   values.model = await resolveModelDir(values.model, (m) => process.stderr.write(`${m}\n`));
-  const known = readModelSuperWeights(values.model);
+  // The model's own super_weights.json, else the registry by id or shapes.
+  const inForce = resolveSuperWeights({ modelDir: values.model, spec: openCheckpoint(values.model).spec, aliases: [asGiven] });
+  const known = inForce.superWeights.map(({ layer, row, col }) => ({ layer, row, col }));
   const switchPlan = parseSwitchSetting(values['super-weights'], known);
   const engine = await EngineClient.start({
     modelDir: values.model,

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The `swserve` command: one subcommand per job.
+import { DETECT_USAGE, runDetect } from './detect-command.js';
 import { DOWNLOAD_USAGE, runDownload } from './download-command.js';
+import { EVAL_USAGE, runEval } from './eval-command.js';
 import { GENERATE_USAGE, runGenerate } from './generate-command.js';
 import { runServe, SERVE_USAGE } from './serve-command.js';
 
@@ -8,6 +10,8 @@ const COMMANDS: Record<string, { usage: string; run: (argv: string[]) => Promise
   serve: { usage: SERVE_USAGE, run: runServe },
   generate: { usage: GENERATE_USAGE, run: runGenerate },
   download: { usage: DOWNLOAD_USAGE, run: runDownload },
+  detect: { usage: DETECT_USAGE, run: runDetect },
+  eval: { usage: EVAL_USAGE, run: runEval },
 };
 
 async function main(argv: string[]): Promise<void> {

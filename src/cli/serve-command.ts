@@ -7,7 +7,8 @@ import { resolveModelDir } from './model-location.js';
 
 export const SERVE_USAGE = `swserve serve [--model DIR] [--port N] [--host H] [--device cpu|cuda[:N]] [--api-key K]
                  [--config FILE] [--served-model-name NAME] [--super-weights FILE] [--max-running N]
-                 [--max-waiting N] [--max-tokens N] [--max-n N] [--max-body-bytes N] [--shutdown-grace-seconds S]`;
+                 [--max-waiting N] [--max-tokens N] [--max-n N] [--max-body-bytes N] [--shutdown-grace-seconds S]
+                 [--detect-on-load]`;
 
 const FLAG_KEYS: Record<string, string> = {
   model: 'model',
@@ -28,13 +29,14 @@ const FLAG_KEYS: Record<string, string> = {
 export async function runServe(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { config: { type: 'string' }, ...Object.fromEntries(Object.keys(FLAG_KEYS).map((k) => [k, { type: 'string' as const }])) },
+    options: { config: { type: 'string' }, 'detect-on-load': { type: 'boolean' }, ...Object.fromEntries(Object.keys(FLAG_KEYS).map((k) => [k, { type: 'string' as const }])) },
   });
   const flags: Record<string, unknown> = {};
   for (const [flag, key] of Object.entries(FLAG_KEYS)) {
     const value = (values as Record<string, string | undefined>)[flag];
     if (typeof value === 'string') setPath(flags, key, key === 'apiKey' || key === 'model' ? value : coerce(value));
   }
+  if (values['detect-on-load']) flags.detectOnLoad = true;
   const loaded = loadServerConfig({ file: values.config, env: process.env, flags });
   const config = { ...loaded, model: await resolveModelDir(loaded.model, (m) => console.error(m)) };
   const server = await startServer(config);

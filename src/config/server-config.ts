@@ -16,6 +16,23 @@ const limitsSchema = z.strictObject({
   maxBodyBytes: z.number().int().positive(),
 });
 
+const telemetrySchema = z.strictObject({
+  /** Clients the /v1/activations WebSocket admits at once. */
+  maxClients: z.number().int().min(0),
+  /** Frames each WebSocket client may have waiting; beyond that its oldest are dropped. */
+  clientBufferFrames: z.number().int().positive(),
+});
+
+// Overrides of the detection defaults in src/superweights/detection.ts (where their sources are cited).
+const detectionSchema = z.strictObject({
+  prompts: z.array(z.string().min(1)).min(1).optional(),
+  /** A layer spikes when its max |down_proj input| and |output| reach this multiple of the median over layers... */
+  spikeRatio: z.number().positive().optional(),
+  /** ...and this magnitude. */
+  minMagnitude: z.number().min(0).optional(),
+  maxSuperWeights: z.number().int().positive().optional(),
+});
+
 export const serverConfigSchema = z.strictObject({
   host: z.string().min(1),
   port: z.number().int().min(0).max(65535),
@@ -27,9 +44,12 @@ export const serverConfigSchema = z.strictObject({
   limits: limitsSchema,
   shutdownGraceSeconds: z.number().min(0),
   pingIntervalSeconds: z.number().positive(),
+  /** Detect super weights at startup when neither files nor the registry know the model. */
   detectOnLoad: z.boolean(),
-  /** A JSON file of super-weight coordinates to use instead of the model's own. */
+  detection: detectionSchema.optional(),
+  /** A JSON file of super-weight coordinates to use instead of the model's own, or a registry file consulted before the built-in one. */
   superWeightsFile: z.string().optional(),
+  telemetry: telemetrySchema,
 });
 
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
@@ -50,12 +70,15 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_DEVICE: 'device',
   SWSERVE_API_KEY: 'apiKey',
   SWSERVE_SUPER_WEIGHTS: 'superWeightsFile',
+  SWSERVE_DETECT_ON_LOAD: 'detectOnLoad',
   SWSERVE_MAX_RUNNING: 'limits.maxRunning',
   SWSERVE_MAX_WAITING: 'limits.maxWaiting',
   SWSERVE_MAX_TOKENS: 'limits.maxTokens',
   SWSERVE_MAX_N: 'limits.maxN',
   SWSERVE_MAX_BODY_BYTES: 'limits.maxBodyBytes',
   SWSERVE_SHUTDOWN_GRACE_SECONDS: 'shutdownGraceSeconds',
+  SWSERVE_TELEMETRY_MAX_CLIENTS: 'telemetry.maxClients',
+  SWSERVE_TELEMETRY_CLIENT_BUFFER_FRAMES: 'telemetry.clientBufferFrames',
 };
 
 export function envLayer(env: NodeJS.ProcessEnv): Layer {

@@ -30,12 +30,13 @@ export function buildSwitchFeeds(
   const coordinates: SuperWeightCoordinate[] = [];
   const layers = perLayer.map((coords) => {
     const list = [...coords.values()];
+    const slot = new Map([...coords.keys()].map((id, k) => [id, k]));
     coordinates.push(...list.map(({ layer, row, col }) => ({ layer, row, col })));
     const factors = new Float32Array(batch * list.length);
     plans.forEach((plan, b) => {
       for (const e of plan.entries) {
-        const k = list.findIndex((c) => c.row === e.row && c.col === e.col && c.layer === e.layer);
-        if (k >= 0) factors[b * list.length + k] = (e.scale - 1) * weightValue(e);
+        const k = slot.get(coordinateId(e));
+        if (k !== undefined) factors[b * list.length + k] = (e.scale - 1) * weightValue(e);
       }
     });
     return {

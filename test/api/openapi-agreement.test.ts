@@ -10,6 +10,7 @@ import { chatRequestSchema } from '../../src/api/chat/schema.js';
 import { completionRequestSchema } from '../../src/api/completions/schema.js';
 import { ApiError, type ApiErrorCode } from '../../src/api/errors.js';
 import { superWeightsFieldSchema } from '../../src/api/super-weights-field.js';
+import { superWeightsDetectSchema } from '../../src/api/super-weights/schema.js';
 import { loadServerConfig } from '../../src/config/server-config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { assertMatchesOpenApi, compileComponent, openApiDocument, resolvePointer, sseDataPayloads, type JsonObject } from '../helpers/openapi-validator.js';
@@ -23,6 +24,7 @@ const REQUEST_SCHEMAS: { component: string; zodName: string; schema: z.ZodType }
   { component: 'ChatCompletionRequest', zodName: 'chatRequestSchema', schema: chatRequestSchema },
   { component: 'SuperWeightsField', zodName: 'superWeightsFieldSchema', schema: superWeightsFieldSchema },
   { component: 'AblationCompareRequest', zodName: 'ablationCompareSchema', schema: ablationCompareSchema },
+  { component: 'SuperWeightsDetectRequest', zodName: 'superWeightsDetectSchema', schema: superWeightsDetectSchema },
 ];
 
 type Schema = JsonObject;
@@ -248,6 +250,8 @@ describe('openapi.yaml request schemas agree with zod', () => {
     { component: 'AblationCompareRequest', schema: ablationCompareSchema, body: { model: 'm', prompt: 'x', states: ['on', { scale: 2 }], extra: 1 } },
     { component: 'AblationCompareRequest', schema: ablationCompareSchema, body: { model: 'm', prompt: '', states: ['on'] } },
     { component: 'AblationCompareRequest', schema: ablationCompareSchema, body: { model: 'm', prompt: [1, 2], states: Array(9).fill('off') } },
+    { component: 'SuperWeightsDetectRequest', schema: superWeightsDetectSchema, body: { model: 'm', prompt: ['a', 'b'], spike_ratio: 5, chart: true, extra: 1 } },
+    { component: 'SuperWeightsDetectRequest', schema: superWeightsDetectSchema, body: { model: 'm', prompt: [], max_super_weights: 0 } },
   ];
   it('accepts and refuses the same request bodies as zod', () => {
     for (const { component, schema, body } of PROBES) {
@@ -448,6 +452,13 @@ describe('real responses match openapi.yaml', () => {
     assert.equal((defaults.json.states as unknown[]).length, 2);
     const explicit = await checked(server.url, 'POST', '/v1/ablations/compare', { model, prompt: [1, 2, 3], max_tokens: 2, temperature: 0.7, seed: 4, states: ['off', { scale: 2 }, 'on'] });
     assert.equal((explicit.json.states as unknown[]).length, 3);
+  });
+
+  it('super weights: the list in force, and detection', async () => {
+    const list = await checked(server.url, 'GET', '/v1/super_weights');
+    assert.equal((list.json.data as unknown[]).length, 1);
+    const detected = await checked(server.url, 'POST', '/v1/super_weights/detect', { model, prompt: 'Winter is', chart: true });
+    assert.equal((detected.json.super_weights as JsonObject[])[0]!.id, `${PLANTED.layer}:${PLANTED.row}:${PLANTED.col}`);
   });
 
   it('models, health, ready', async () => {

@@ -35,7 +35,9 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
     const release = ctx.admission.acquire(states.length, 'states');
     try {
       const generated = await Promise.all(
-        states.map((state, i) => runOne(ctx, { id: `${id}-gen${i}`, prompts: [prompt], n: 1, settings, promptLogprobs: null, switchPlan: state.plan, promptParam: 'prompt' }, signal)),
+        states.map((state, i) =>
+          runOne(ctx, { id: `${id}-gen${i}`, prompts: [prompt], n: 1, settings, promptLogprobs: null, switchPlan: state.plan, promptParam: 'prompt', switchMode: state.mode }, signal),
+        ),
       );
       const promptIds = generated[0]!.state.promptTokens.map((t) => t.tokenId);
       const baseline = generated[0]!.state.tokens.map((t) => t.tokenId);
@@ -51,6 +53,7 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
               promptLogprobs: null,
               switchPlan: state.plan,
               promptParam: 'prompt',
+              switchMode: state.mode,
             },
             signal,
             promptIds.length - 1,

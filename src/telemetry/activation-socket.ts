@@ -1,0 +1,89 @@
+// The /v1/activations WebSocket on the HTTP server's `upgrade` event: checks the path, the API key
+// (Authorization: Bearer, or ?api_key= for browsers, which cannot set headers on a WebSocket), the
+// client cap and the subscription in the query string, then registers the client with the hub.
+// Client messages replace the subscription; a bad one gets an error frame and the connection stays.
+import { timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { ApiError, RETRY_AFTER_SECONDS } from '../api/errors.js';
+import type { ActivationHub, HubClient } from './activation-hub.js';
+import { parseSubscribeMessage, parseSubscriptionQuery } from './subscription.js';
+
+export const ACTIVATIONS_PATH = '/v1/activations';
+
+// Subscription messages are tiny; anything bigger is a confused or hostile client.
+const MAX_MESSAGE_BYTES = 64 * 1024;
+
+export interface ActivationSocketOptions {
+  maxClients: number;
+  apiKey?: string;
+  numLayers: number;
+  shuttingDown: () => boolean;
+}
+
+export interface ActivationSocket {
+  /** Closes every client connection (shutdown). */
+  close(): void;
+}
+
+export function attachActivationSocket(server: http.Server, hub: ActivationHub, options: ActivationSocketOptions): ActivationSocket {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const refusal = refuse(url, req, hub, options);
+    if (refusal) return reject(socket, refusal);
+    const parsed = parseSubscriptionQuery(url.searchParams, options.numLayers);
+    if (!parsed.ok) return reject(socket, new ApiError('invalid_request', parsed.message));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const client = hub.addClient(ws, parsed.filter);
+      hub.send(client, { type: 'subscribed', subscription: parsed.filter.spec });
+      ws.on('message', (data, isBinary) => onMessage(hub, client, data, isBinary, options.numLayers));
+      ws.on('pong', () => client.outbox.acknowledge());
+      ws.on('error', () => ws.terminate());
+      ws.on('close', () => hub.removeClient(client));
+    });
+  };
+  server.on('upgrade', onUpgrade);
+  return {
+    close() {
+      server.off('upgrade', onUpgrade);
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+    },
+  };
+}
+
+function refuse(url: URL, req: http.IncomingMessage, hub: ActivationHub, options: ActivationSocketOptions): ApiError | undefined {
+  if (url.pathname !== ACTIVATIONS_PATH) return new ApiError('route_not_found', `no WebSocket at ${url.pathname}; connect to ${ACTIVATIONS_PATH}`);
+  if (options.shuttingDown()) return new ApiError('shutting_down', 'the server is shutting down');
+  if (options.apiKey !== undefined) {
+    const header = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const given = header ?? url.searchParams.get('api_key');
+    if (given === null || !sameKey(given, options.apiKey)) return new ApiError('invalid_api_key', given === null ? 'missing API key: send Authorization: Bearer <key> or ?api_key=<key>' : 'the API key is not valid');
+  }
+  if (hub.clientCount >= options.maxClients) return new ApiError('too_many_requests', `the activation stream already has ${options.maxClients} clients`);
+  return undefined;
+}
+
+function sameKey(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function reject(socket: Duplex, error: ApiError): void {
+  const body = JSON.stringify(error.toJSON());
+  const retry = error.status === 429 || error.status === 503 ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : '';
+  socket.end(
+    `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`,
+  );
+}
+
+function onMessage(hub: ActivationHub, client: HubClient, data: RawData, isBinary: boolean, numLayers: number): void {
+  const parsed = isBinary ? { ok: false as const, message: 'messages must be JSON text' } : parseSubscribeMessage(data.toString(), numLayers);
+  if (!parsed.ok) return hub.send(client, { type: 'error', message: parsed.message });
+  client.filter = parsed.filter;
+  hub.send(client, { type: 'subscribed', subscription: parsed.filter.spec });
+}

@@ -1,0 +1,34 @@
+// A fixed-capacity FIFO of serialized frames that never grows: pushing onto a full ring drops the
+// oldest frame and counts it, so a stalled WebSocket client costs bounded memory.
+export class FrameRing {
+  private readonly slots: (string | undefined)[];
+  private head = 0;
+  private size = 0;
+
+  constructor(readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`frame ring capacity must be a positive integer, got ${capacity}`);
+    this.slots = new Array<string | undefined>(capacity);
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
+  /** Appends a frame; returns true when the oldest frame had to be dropped to make room. */
+  push(frame: string): boolean {
+    const dropped = this.size === this.capacity;
+    if (dropped) this.shift();
+    this.slots[(this.head + this.size) % this.capacity] = frame;
+    this.size++;
+    return dropped;
+  }
+
+  shift(): string | undefined {
+    if (this.size === 0) return undefined;
+    const frame = this.slots[this.head];
+    this.slots[this.head] = undefined;
+    this.head = (this.head + 1) % this.capacity;
+    this.size--;
+    return frame;
+  }
+}

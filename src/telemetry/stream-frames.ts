@@ -1,0 +1,88 @@
+// The JSON frames of the /v1/activations WebSocket. Step and end frames are the fixed contract;
+// the others tell a client about its own connection (subscription, drops, bad messages).
+import type { ActivationFrame, FinishReason } from '../engine/protocol.js';
+import { coordinateId } from '../superweights/switch-plan.js';
+
+export interface TokenRef {
+  id: number;
+  text: string;
+}
+
+export interface WireLayer {
+  layer: number;
+  /** Largest |down_proj input| in the step, its intermediate channel and token position. */
+  input_max: number;
+  input_channel: number;
+  input_position: number;
+  /** Largest |down_proj output| in the step, its hidden channel and token position. */
+  output_max: number;
+  output_channel: number;
+  output_position: number;
+}
+
+export interface StepFrame {
+  type: 'step';
+  request_id: string;
+  choice: number;
+  phase: 'prefill' | 'decode';
+  step: number;
+  /** First and one-past-last token position fed this step. */
+  positions: [number, number];
+  /** Tokens fed this step: the prompt at prefill, the previous token at decode. */
+  input_tokens: TokenRef[];
+  /** The token this step sampled. */
+  token: TokenRef;
+  switch: { mode: string };
+  layers: WireLayer[];
+  /** Signed down_proj output at each reported super weight's row ("<layer>:<row>:<col>"). */
+  super_activations: { id: string; value: number; position: number }[];
+}
+
+export interface EndFrame {
+  type: 'end';
+  request_id: string;
+  choice: number;
+  finish_reason: FinishReason | 'error';
+  prompt_tokens: number;
+  completion_tokens: number;
+  error?: string;
+}
+
+export type ControlFrame =
+  | { type: 'subscribed'; subscription: unknown }
+  /** Frames this client lost because its buffer was full: since the last notice, and in all. */
+  | { type: 'dropped'; count: number; total: number }
+  | { type: 'error'; message: string };
+
+/** Who a sequence belongs to, as the `accepted` event's tags said. */
+export interface SequenceIdentity {
+  requestId: string;
+  choice: number;
+  mode: string;
+}
+
+export function stepFrame(who: SequenceIdentity, frame: ActivationFrame, input: TokenRef[], token: TokenRef, layers: ReadonlySet<number> | null): StepFrame {
+  return {
+    type: 'step',
+    request_id: who.requestId,
+    choice: who.choice,
+    phase: frame.phase,
+    step: frame.step,
+    positions: frame.positions,
+    input_tokens: input,
+    token,
+    switch: { mode: who.mode },
+    layers: frame.layers
+      .filter((l) => layers === null || layers.has(l.layer))
+      .map((l) => ({
+        layer: l.layer,
+        input_max: l.inputMax,
+        input_channel: l.inputChannel,
+        input_position: l.inputPosition,
+        output_max: l.outputMax,
+        output_channel: l.outputChannel,
+        output_position: l.outputPosition,
+      })),
+    super_activations: frame.superActivations.map((a) => ({ id: coordinateId(a), value: a.value, position: a.position })),
+  };
+}

@@ -1,0 +1,55 @@
+// Telemetry's one entry point: subscribes metrics and the activation hub to the engine's updates and
+// puts the /v1/activations WebSocket on the HTTP server. A fault here is logged, never thrown into
+// the engine client's message handler, so telemetry can not take the server down.
+import type http from 'node:http';
+import type { EngineClient } from '../engine/engine-client.js';
+import type { EngineUpdate } from '../engine/protocol.js';
+import { ActivationHub } from './activation-hub.js';
+import { attachActivationSocket } from './activation-socket.js';
+import { createMetrics, type TelemetryMetrics } from './metrics.js';
+
+export interface TelemetryOptions {
+  maxClients: number;
+  clientBufferFrames: number;
+  apiKey?: string;
+  shuttingDown: () => boolean;
+  log: (message: string) => void;
+}
+
+export interface Telemetry {
+  metrics: TelemetryMetrics;
+  close(): void;
+}
+
+export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate'>, server: http.Server, options: TelemetryOptions): Telemetry {
+  const metrics = createMetrics(engine.info);
+  const hub = new ActivationHub({
+    clientBufferFrames: options.clientBufferFrames,
+    onClients: (count) => metrics.setWebSocketClients(count),
+    onDropped: (count) => metrics.countDroppedFrames(count),
+  });
+  const socket = attachActivationSocket(server, hub, {
+    maxClients: options.maxClients,
+    apiKey: options.apiKey,
+    numLayers: engine.info.numLayers,
+    shuttingDown: options.shuttingDown,
+  });
+  let failed = false;
+  const unsubscribe = engine.onUpdate((update: EngineUpdate) => {
+    try {
+      metrics.handleUpdate(update);
+      hub.handleUpdate(update);
+    } catch (err) {
+      // Once is enough: the same fault would repeat on every step.
+      if (!failed) options.log(`telemetry: ${(err as Error).stack ?? String(err)}`);
+      failed = true;
+    }
+  });
+  return {
+    metrics,
+    close() {
+      unsubscribe();
+      socket.close();
+    },
+  };
+}
