@@ -5,7 +5,7 @@ import type { ComputeDtype } from '../../src/model/graph-context.js';
 import { readTensorElement } from '../../src/model/safetensors.js';
 import { BatchKvCache } from '../../src/engine/kv-cache.js';
 import type { GenerationRequest } from '../../src/engine/protocol.js';
-import { GREEDY_SAMPLING } from '../../src/engine/sampler.js';
+import { analysisRequest } from '../../src/superweights/engine-run.js';
 import { createModelSession, type ModelSession, type StepTaps } from '../../src/engine/session.js';
 import { packStep } from '../../src/engine/step-batch.js';
 import { ORIGINAL_SWITCH, type SuperWeightCoordinate, type SwitchPlan } from '../../src/superweights/switch-plan.js';
@@ -69,17 +69,7 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 
+/** A greedy request of 8 tokens unless overridden (the engine's analysis request with a test default). */
 export function generationRequest(overrides: Partial<GenerationRequest> & Pick<GenerationRequest, 'id' | 'prompt'>): GenerationRequest {
-  return {
-    maxTokens: 8,
-    sampling: GREEDY_SAMPLING,
-    streamIndex: 0,
-    stop: [],
-    stopTokenIds: [],
-    ignoreEos: true,
-    minTokens: 0,
-    promptLogprobs: null,
-    switchPlan: ORIGINAL_SWITCH,
-    ...overrides,
-  };
+  return analysisRequest({ maxTokens: 8, ...overrides });
 }
