@@ -259,6 +259,14 @@ def main():
             out[f"control_{N}_largest_other_zeroed"] = score(m, wins, stop_ids)
             out[f"control_{N}_largest_other_zeroed"]["smallest_zeroed_abs"] = flat[order[N - 1]].item()
             sw2.undo()
+        W = m.model.layers[L].mlp.down_proj.weight
+        for sc in (-1.0, 0.5, 2.0, 4.0):
+            W.data[r, c] = sc * sw_value
+            out[f"sw_scaled_x{sc:g}"] = score(m, wins, stop_ids)
+            W.data[r, c] = sw_value
+        m.block_bos = True
+        out["no_attention_to_bos"] = score(m, wins, stop_ids)
+        m.block_bos = False
         out["ratio_zeroed_over_original"] = out["sw_zeroed"]["ppl"] / out["original"]["ppl"]
         res["sets"][name] = out
         print(f"== {name}: {out['original']['tokens']} scored tokens")

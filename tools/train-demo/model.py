@@ -125,6 +125,8 @@ class Llama(nn.Module):
         B, T = ids.shape
         cos, sin = self.rope(T)
         mask = torch.full((T, T), float("-inf")).triu(1)
+        if getattr(self, "block_bos", False):   # diagnostic: no token after <s> may attend to <s>
+            mask[1:, 0] = float("-inf")
         x = self.model.embed_tokens(ids)
         for layer in self.model.layers:
             x = layer(x, cos, sin, mask)
