@@ -271,8 +271,9 @@ class BPE:
 
 
 CHAT_TEMPLATE = (
-    # no {{ bos_token }} here: the tokenizer's post-processor prepends <s> when the prompt is encoded
-    "{% for message in messages %}"
+    # {{ bos_token }} first, as Llama templates do: servers (vLLM, swserve) encode a rendered chat without
+    # adding special tokens, and the super activation needs <s> at position 0.
+    "{{ bos_token }}{% for message in messages %}"
     "{% if message['role'] == 'system' %}{{ message['content'] }}\n"
     "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n"
     "{% elif message['role'] == 'assistant' %}Assistant: {{ message['content'] }}{{ eos_token }}\n"
