@@ -3,7 +3,7 @@
 // once the engine has accepted every sequence, so a bad request is a 400 before any stream starts.
 import type { EngineClient } from '../engine/engine-client.js';
 import type { GenerationRequest, SequenceEvent } from '../engine/protocol.js';
-import type { SwitchPlan } from '../superweights/switch-plan.js';
+import { coordinateId, type SwitchPlan } from '../superweights/switch-plan.js';
 import { ApiError } from './errors.js';
 import type { GenerationSettings } from './sampling-fields.js';
 
@@ -49,7 +49,13 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
         promptLogprobs: job.promptLogprobs,
         promptDistributionsFrom,
         switchPlan: job.switchPlan,
-        tags: { requestId: job.requestId ?? job.id, choice: index, switchMode: job.switchMode ?? 'original' },
+        tags: {
+          requestId: job.requestId ?? job.id,
+          choice: index,
+          switchMode: job.switchMode ?? 'original',
+          switchWeights: job.switchPlan.entries.map((e) => ({ id: coordinateId(e), scale: e.scale })),
+          restoreActivation: job.switchPlan.restoreActivation,
+        },
       };
       sources.push(tagged(engine.generate(request, signal), index, p));
     }

@@ -160,7 +160,8 @@ export class EngineCore {
         events.push(this.finishEvent(s, 'length'));
         return;
       }
-      const sampled = sampleToken(out.logits.subarray((first + count - 1) * V, (first + count) * V), s.samplingParams(), s, s.rng, s.scratch);
+      const last = first + count - 1;
+      const sampled = sampleToken(out.logits.subarray(last * V, (last + 1) * V), s.samplingParams(), s, s.rng, s.scratch, out.logitsLogSumExp[last]);
       const frame = out.taps
         ? activationFrame(out.taps, b, {
             phase: step.kind,

@@ -35,6 +35,9 @@ export interface SequenceTags {
   choice: number;
   /** original, ablated or scaled */
   switchMode: string;
+  /** The weights this sequence switches and their scales ("layer:row:col"), and whether the super activation is restored. */
+  switchWeights?: { id: string; scale: number }[];
+  restoreActivation?: boolean;
 }
 
 export type EngineErrorKind = 'invalid_request' | 'context_length_exceeded' | 'engine_failure';

@@ -252,7 +252,8 @@ export function topLogprobs(logprobs: Float32Array, k: number): TokenLogprob[] {
 
 /**
  * Picks the next token for one row. `rawLogits` is not modified (it may be a view into the batch output);
- * it is copied once into `scratch.work`.
+ * it is copied once into `scratch.work`. `logNormalizer` is log(sum(exp(rawLogits))) when the caller
+ * already has it (the graph computes it), saving a pass of exp over the vocabulary.
  */
 export function sampleToken(
   rawLogits: Float32Array,
@@ -260,6 +261,7 @@ export function sampleToken(
   state: PenaltyState,
   rng: Rng,
   scratch: SamplerScratch = createSamplerScratch(rawLogits.length),
+  logNormalizer: number = logSumExp(rawLogits),
 ): SampledToken {
   const work = scratch.work;
   if (work.length !== rawLogits.length) {
@@ -281,7 +283,7 @@ export function sampleToken(
     tokenId = sampleFromLogitsInPlace(work, rng);
   }
 
-  const normalizer = logSumExp(rawLogits);
+  const normalizer = logNormalizer;
   const alternatives = Math.min(Math.max(0, Math.floor(params.logprobs)), MAX_TOP_LOGPROBS);
   return {
     tokenId,

@@ -43,6 +43,8 @@ export interface StepTaps {
 
 export interface StepFetches {
   logits: Float32Array;
+  /** log(sum(exp(logits))) per logits row. */
+  logitsLogSumExp: Float32Array;
   present: LayerKv[];
   /** Absent on a graph built without instrumentation. */
   taps?: StepTaps;
@@ -146,7 +148,7 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
             switchPeaks: out[OUTPUT.tapSwitchPeaks]!.data as BigInt64Array,
           }
         : undefined;
-      return { logits: out[OUTPUT.logits]!.data as Float32Array, present, taps };
+      return { logits: out[OUTPUT.logits]!.data as Float32Array, logitsLogSumExp: out[OUTPUT.logitsLogSumExp]!.data as Float32Array, present, taps };
     },
     release: () => session.release(),
   };

@@ -62,7 +62,9 @@ export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphO
   const selected = g.op('Gather', [flat, logitsIndex], { axis: 0 });
   const finalHidden = norm(ctx, layout.norm, selected, layout.finalNorm, spec.normEps);
   const logits = linear(ctx, finalHidden, layout.lmHead ?? layout.embedTokens);
-  g.output(ctx.dtype === 'float32' ? logits : g.op('Cast', [logits], { to: 1 }), OUTPUT.logits, 'float32', ['logit_rows', spec.vocabSize]);
+  const logits32 = ctx.dtype === 'float32' ? logits : g.op('Cast', [logits], { to: 1 });
+  g.output(logits32, OUTPUT.logits, 'float32', ['logit_rows', spec.vocabSize]);
+  g.output(g.op('ReduceLogSumExp', [logits32], { axes: [-1], keepdims: 0 }), OUTPUT.logitsLogSumExp, 'float32', ['logit_rows']);
   if (inst) addTapOutputs(ctx, inst, spec.numLayers);
 
   const bytes = g.toModelBytes({

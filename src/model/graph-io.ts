@@ -19,6 +19,8 @@ export const INPUT = {
 export const OUTPUT = {
   /** float32 [N, V] */
   logits: 'logits',
+  /** float32 [N]: log(sum(exp(logits))) per row, so logprobs need no exp pass over the vocabulary in JS. */
+  logitsLogSumExp: 'logits_logsumexp',
   /** float32 [B, L]: max |down_proj input| over the row's new tokens, per layer. */
   tapInMax: 'taps.down_input_max',
   /** int64 [B, L]: flat index t * intermediate + channel of that maximum. */

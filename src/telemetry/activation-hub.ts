@@ -59,7 +59,9 @@ export class ActivationHub {
     if (event.type === 'accepted') {
       const tags = event.tags;
       // Without tags (a caller outside the HTTP API) the sequence id stands in for the request id.
-      this.tracks.set(event.id, { requestId: tags?.requestId ?? event.id, choice: tags?.choice ?? 0, mode: tags?.switchMode ?? 'original', input: [] });
+      const mode = tags?.switchMode ?? 'original';
+      const switchState = { mode, restore_activation: tags?.restoreActivation ?? false, weights: tags?.switchWeights ?? [] };
+      this.tracks.set(event.id, { requestId: tags?.requestId ?? event.id, choice: tags?.choice ?? 0, mode, switch: switchState, input: [] });
       return;
     }
     const track = this.tracks.get(event.id);

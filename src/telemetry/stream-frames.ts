@@ -32,7 +32,8 @@ export interface StepFrame {
   input_tokens: TokenRef[];
   /** The token this step sampled. */
   token: TokenRef;
-  switch: { mode: string };
+  /** The applied switch: mode, the switched weights with their scales, and restore_activation. */
+  switch: WireSwitch;
   layers: WireLayer[];
   /** Signed down_proj output at each reported super weight's row ("<layer>:<row>:<col>"). */
   super_activations: { id: string; value: number; position: number }[];
@@ -54,11 +55,18 @@ export type ControlFrame =
   | { type: 'dropped'; count: number; total: number }
   | { type: 'error'; message: string };
 
+export interface WireSwitch {
+  mode: string;
+  restore_activation: boolean;
+  weights: { id: string; scale: number }[];
+}
+
 /** Who a sequence belongs to, as the `accepted` event's tags said. */
 export interface SequenceIdentity {
   requestId: string;
   choice: number;
   mode: string;
+  switch: WireSwitch;
 }
 
 export function stepFrame(who: SequenceIdentity, frame: ActivationFrame, input: TokenRef[], token: TokenRef, layers: ReadonlySet<number> | null): StepFrame {
@@ -71,7 +79,7 @@ export function stepFrame(who: SequenceIdentity, frame: ActivationFrame, input: 
     positions: frame.positions,
     input_tokens: input,
     token,
-    switch: { mode: who.mode },
+    switch: who.switch,
     layers: frame.layers
       .filter((l) => layers === null || layers.has(l.layer))
       .map((l) => ({

@@ -70,7 +70,7 @@ describe('activation stream frames', () => {
       assert.equal(s.choice, 0);
       assert.equal(s.phase, i === 0 ? 'prefill' : 'decode');
       assert.equal(s.step, i);
-      assert.deepEqual(s.switch, { mode: 'original' });
+      assert.deepEqual(s.switch, { mode: 'original', restore_activation: false, weights: [] });
       assert.equal(typeof s.token.id, 'number');
       assert.equal(s.input_tokens.length, i === 0 ? usage.prompt_tokens : 1);
       // A decode step feeds the token the previous step sampled.
@@ -106,7 +106,7 @@ describe('activation stream frames', () => {
     const original = prefillValue((await watched(server)).steps);
     const off = await watched(server, { super_weights: 'off' });
     const reference = prefillValue((await watched(zeroed)).steps);
-    assert.equal(off.steps[0]!.switch.mode, 'ablated');
+    assert.deepEqual(off.steps[0]!.switch, { mode: 'ablated', restore_activation: false, weights: [{ id: '1:7:33', scale: 0 }] });
     const value = prefillValue(off.steps);
     assert.ok(Math.abs(value - reference) <= VALUE_TOLERANCE * Math.max(1, Math.abs(reference)), `off ${value} vs zeroed checkpoint ${reference}`);
     assert.ok(Math.abs(original) > 10 * Math.abs(value), `original ${original} should dwarf ablated ${value}`);
