@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { EngineInfo } from '../engine/protocol.js';
 import { coordinateId, type SwitchEntry, type SwitchPlan } from '../superweights/switch-plan.js';
+import { switchSettingScale } from '../superweights/switch-setting.js';
 import { ApiError } from './errors.js';
 
 const COORDINATE = /^(\d+):(\d+):(\d+)$/;
@@ -28,13 +29,9 @@ export interface AppliedSwitch {
 }
 
 /** `X-Super-Weights: off | on | scale=<x>` as the body field it stands for. */
-export function parseSwitchHeader(value: string): SuperWeightsField {
-  const v = value.trim().toLowerCase();
-  if (v === 'on' || v === 'off') return v;
-  // A plain decimal only: Number() would also read "0x10" or "" as numbers.
-  const match = /^scale=(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$/.exec(v);
-  const scale = match ? Number(match[1]) : NaN;
-  if (!Number.isFinite(scale)) throw new ApiError('invalid_request', `X-Super-Weights "${value}" is not one of on, off, scale=<number>`, 'X-Super-Weights');
+function parseSwitchHeader(value: string): SuperWeightsField {
+  const scale = switchSettingScale(value);
+  if (scale === undefined) throw new ApiError('invalid_request', `X-Super-Weights "${value}" is not one of on, off, scale=<number>`, 'X-Super-Weights');
   return { scale };
 }
 

@@ -53,7 +53,6 @@ export const serverConfigSchema = z.strictObject({
 });
 
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
-export type ServerLimits = ServerConfig['limits'];
 
 export const DEFAULT_CONFIG_FILE = new URL('../../../config/server.json', import.meta.url);
 

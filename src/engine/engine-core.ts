@@ -106,7 +106,8 @@ export class EngineCore {
       this.emit([{ type: 'error', id: request.id, ...problem }]);
       return;
     }
-    this.scheduler.add(new Sequence(request, problem, this.tokenizer, this.vocabSize, this.info.eosIds, this.info.contextLength));
+    const reported = new Set([...this.options.knownSuperWeights, ...request.switchPlan.entries].map(coordinateId));
+    this.scheduler.add(new Sequence(request, problem, this.tokenizer, this.vocabSize, this.info.eosIds, this.info.contextLength, reported));
     const weightValues = Object.fromEntries(
       [...this.options.knownSuperWeights, ...request.switchPlan.entries].map((c) => [coordinateId(c), this.weightValue(c)]),
     );
@@ -167,7 +168,7 @@ export class EngineCore {
             phase: step.kind,
             step: s.steps,
             positions: packed.newPositions[b]!,
-            reported: new Set([...this.options.knownSuperWeights, ...s.request.switchPlan.entries].map(coordinateId)),
+            reported: s.reportedCoordinates,
           }, packed.coordinates, this.info)
         : undefined;
       s.steps++;

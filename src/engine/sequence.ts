@@ -26,6 +26,8 @@ export class Sequence {
     vocabSize: number,
     private readonly eosIds: readonly number[],
     private readonly contextLength: number,
+    /** Coordinates ("layer:row:col") whose signed activation this sequence's frames report. */
+    readonly reportedCoordinates: ReadonlySet<string>,
   ) {
     this.promptTokens = createPenaltyState(promptIds).promptTokens;
     this.rng = createRng(request.sampling.seed ?? randomSeed(), request.streamIndex);

@@ -147,8 +147,3 @@ async function observe(engine: SequenceEngine, prompts: string[], entries: Switc
   );
   return mergePrompts(frames);
 }
-
-/** The coordinates found, in the plain list format `--super-weights FILE` reads. */
-export function detectedList(result: DetectionResult): { super_weights: SuperWeightCoordinate[] } {
-  return { super_weights: result.superWeights.map(({ layer, row, col }) => ({ layer, row, col })) };
-}

@@ -29,11 +29,6 @@ export function coordinateId(c: SuperWeightCoordinate): string {
   return `${c.layer}:${c.row}:${c.col}`;
 }
 
-/** Every entry that rescales something (scale 1 entries are no-ops). */
-export function isOriginal(plan: SwitchPlan): boolean {
-  return plan.entries.every((e) => e.scale === 1);
-}
-
 /** Problems with a plan for this model, each naming the entry; empty when the plan is valid. */
 export function switchPlanProblems(plan: SwitchPlan, spec: ModelSpec): string[] {
   const problems: string[] = [];

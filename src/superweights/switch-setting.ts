@@ -1,14 +1,21 @@
-// The short switch settings a terminal or header carries: "on", "off" or "scale=<x>", applied to
-// every known super weight.
+// The short switch settings a terminal flag or the X-Super-Weights header carries: "on", "off" or
+// "scale=<x>", applied to every known super weight.
 import type { SuperWeightCoordinate, SwitchPlan } from './switch-plan.js';
 
-export function parseSwitchSetting(setting: string, known: readonly SuperWeightCoordinate[]): SwitchPlan {
+/** The scale a setting stands for, or undefined when it is none of on, off, scale=<decimal>. */
+export function switchSettingScale(setting: string): number | undefined {
   const value = setting.trim().toLowerCase();
-  let scale: number;
-  if (value === 'on') scale = 1;
-  else if (value === 'off') scale = 0;
-  else if (value.startsWith('scale=') && value.length > 6 && Number.isFinite(Number(value.slice(6)))) scale = Number(value.slice(6));
-  else throw new Error(`super-weight setting "${setting}" is not one of on, off, scale=<number>`);
+  if (value === 'on') return 1;
+  if (value === 'off') return 0;
+  // A plain decimal only: Number() would also read "0x10" or "" as numbers.
+  const match = /^scale=(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)$/.exec(value);
+  const scale = match ? Number(match[1]) : NaN;
+  return Number.isFinite(scale) ? scale : undefined;
+}
+
+export function parseSwitchSetting(setting: string, known: readonly SuperWeightCoordinate[]): SwitchPlan {
+  const scale = switchSettingScale(setting);
+  if (scale === undefined) throw new Error(`super-weight setting "${setting}" is not one of on, off, scale=<number>`);
   return {
     entries: scale === 1 ? [] : known.map((c) => ({ ...c, scale })),
     restoreActivation: false,

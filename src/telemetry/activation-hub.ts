@@ -59,9 +59,8 @@ export class ActivationHub {
     if (event.type === 'accepted') {
       const tags = event.tags;
       // Without tags (a caller outside the HTTP API) the sequence id stands in for the request id.
-      const mode = tags?.switchMode ?? 'original';
-      const switchState = { mode, restore_activation: tags?.restoreActivation ?? false, weights: tags?.switchWeights ?? [] };
-      this.tracks.set(event.id, { requestId: tags?.requestId ?? event.id, choice: tags?.choice ?? 0, mode, switch: switchState, input: [] });
+      const switchState = { mode: tags?.switchMode ?? 'original', restore_activation: tags?.restoreActivation ?? false, weights: tags?.switchWeights ?? [] };
+      this.tracks.set(event.id, { requestId: tags?.requestId ?? event.id, choice: tags?.choice ?? 0, switch: switchState, input: [] });
       return;
     }
     const track = this.tracks.get(event.id);
@@ -87,7 +86,7 @@ export class ActivationHub {
     const byLayers = new Map<string, string>();
     for (const client of this.clients) {
       const { filter } = client;
-      if (!wantsRequest(filter, track.requestId, track.mode) || !wantsStep(filter, frame.phase, frame.step)) continue;
+      if (!wantsRequest(filter, track.requestId, track.switch.mode) || !wantsStep(filter, frame.phase, frame.step)) continue;
       const key = filter.spec.layers?.join(',') ?? '*';
       let text = byLayers.get(key);
       if (text === undefined) {
@@ -101,7 +100,7 @@ export class ActivationHub {
   private publish(track: Track, serialize: () => string): void {
     let text: string | undefined;
     for (const client of this.clients) {
-      if (wantsRequest(client.filter, track.requestId, track.mode)) client.outbox.push((text ??= serialize()));
+      if (wantsRequest(client.filter, track.requestId, track.switch.mode)) client.outbox.push((text ??= serialize()));
     }
   }
 }

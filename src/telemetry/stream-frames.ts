@@ -65,7 +65,6 @@ export interface WireSwitch {
 export interface SequenceIdentity {
   requestId: string;
   choice: number;
-  mode: string;
   switch: WireSwitch;
 }
 

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 
 import { createRng, randomSeed, type Rng } from "../../src/engine/rng.js";
 import {
+  GREEDY_SAMPLING,
   applyLogitBias,
   applyMinP,
   applyPenalties,
@@ -24,18 +25,7 @@ const NEG_INF = -Infinity;
 
 /** Neutral parameters; each test overrides the knob it exercises. */
 function params(overrides: Partial<SamplingParams> = {}): SamplingParams {
-  return {
-    temperature: 1,
-    topP: 1,
-    topK: -1,
-    minP: 0,
-    presencePenalty: 0,
-    frequencyPenalty: 0,
-    repetitionPenalty: 1,
-    logitBias: new Map(),
-    logprobs: 0,
-    ...overrides,
-  };
+  return { ...GREEDY_SAMPLING, temperature: 1, topK: -1, ...overrides };
 }
 
 function penaltyState(promptIds: number[], outputIds: number[]): PenaltyState {

@@ -6,21 +6,14 @@ import path from "node:path";
 
 import { createDetokenizer, createStopMatcher } from "../../src/engine/detokenizer.js";
 import { createTextTokenizer, loadTokenizer, type TextTokenizer } from "../../src/engine/tokenizer.js";
+import { BYTE_TOKENIZER_BOS_ID, BYTE_TOKENIZER_EOS_ID, byteLevelAlphabet, byteTokenizerJson } from "../helpers/byte-tokenizer.js";
 
 // A tiny GPT-2-style byte-level BPE tokenizer: ids 0..255 are the raw bytes, then <s>, </s>, then merges.
 
-const BOS_ID = 256;
-const EOS_ID = 257;
+const BOS_ID = BYTE_TOKENIZER_BOS_ID;
+const EOS_ID = BYTE_TOKENIZER_EOS_ID;
 
-/** GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to code points from 256 upwards. */
-function byteToUnicode(): string[] {
-  const printable = (b: number): boolean => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-  const table: string[] = [];
-  let shifted = 0;
-  for (let b = 0; b < 256; b++) table[b] = String.fromCodePoint(printable(b) ? b : 256 + shifted++);
-  return table;
-}
-const BYTE_CHARS = byteToUnicode();
+const BYTE_CHARS = byteLevelAlphabet();
 
 function byteLevel(text: string): string {
   return Array.from(Buffer.from(text, "utf8"), (b) => BYTE_CHARS[b]).join("");
@@ -37,45 +30,8 @@ const MERGES: [string, string][] = [
 ];
 const MERGED_IDS = new Map(MERGES.map(([left, right], index) => [left + right, EOS_ID + 1 + index]));
 
-function specialToken(id: number, content: string): Record<string, unknown> {
-  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
-}
-
 function tokenizerJson(options: { postProcessor?: boolean } = {}): Record<string, unknown> {
-  const vocab: Record<string, number> = {};
-  BYTE_CHARS.forEach((char, byte) => (vocab[char] = byte));
-  for (const [token, id] of MERGED_IDS) vocab[token] = id;
-  const bosPiece = { SpecialToken: { id: "<s>", type_id: 0 } };
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: [specialToken(BOS_ID, "<s>"), specialToken(EOS_ID, "</s>")],
-    normalizer: null,
-    pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor:
-      options.postProcessor === false
-        ? null
-        : {
-            type: "TemplateProcessing",
-            single: [bosPiece, { Sequence: { id: "A", type_id: 0 } }],
-            pair: [bosPiece, { Sequence: { id: "A", type_id: 0 } }, bosPiece, { Sequence: { id: "B", type_id: 1 } }],
-            special_tokens: { "<s>": { id: "<s>", ids: [BOS_ID], tokens: ["<s>"] } },
-          },
-    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges: MERGES.map(([left, right]) => `${left} ${right}`),
-    },
-  };
+  return byteTokenizerJson({ merges: MERGES, postProcessor: options.postProcessor });
 }
 
 const TOKENIZER_CONFIG = {

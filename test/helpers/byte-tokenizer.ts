@@ -47,11 +47,20 @@ function specialToken(id: number, content: string): Record<string, unknown> {
   return { id, ...specialTokenProps(content) };
 }
 
-export function byteTokenizerJson(): Record<string, unknown> {
+export interface ByteTokenizerOptions {
+  /** BPE merges in byte-level characters; each result gets the next id after the special tokens. */
+  merges?: [string, string][];
+  /** false leaves out the TemplateProcessing post-processor (no BOS from encoding). */
+  postProcessor?: boolean;
+}
+
+export function byteTokenizerJson(options: ByteTokenizerOptions = {}): Record<string, unknown> {
   const vocab: Record<string, number> = {};
   byteLevelAlphabet().forEach((ch, byte) => {
     vocab[ch] = byte;
   });
+  const merges = options.merges ?? [];
+  merges.forEach(([left, right], i) => (vocab[left + right] = BYTE_TOKENIZER_VOCAB_SIZE + i));
   const bosPiece = { SpecialToken: { id: BYTE_TOKENIZER_BOS, type_id: 0 } };
   return {
     version: '1.0',
@@ -63,7 +72,7 @@ export function byteTokenizerJson(): Record<string, unknown> {
     ],
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: {
+    post_processor: options.postProcessor === false ? null : {
       type: 'TemplateProcessing',
       single: [bosPiece, { Sequence: { id: 'A', type_id: 0 } }],
       pair: [
@@ -87,7 +96,7 @@ export function byteTokenizerJson(): Record<string, unknown> {
       byte_fallback: false,
       ignore_merges: false,
       vocab,
-      merges: [],
+      merges,
     },
   };
 }

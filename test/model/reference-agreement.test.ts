@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { argmax } from '../../src/engine/sampler.js';
 import { maxAbsDiff, openHarness } from '../helpers/engine-harness.js';
 import { createReferenceModel } from '../helpers/reference-forward.js';
 import { buildTinyCheckpoint, type TinyModelSpec } from '../helpers/tiny-checkpoint.js';
@@ -61,12 +62,6 @@ describe('engine logits equal the reference forward pass', () => {
     });
   }
 });
-
-function argmax(v: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
-  return best;
-}
 
 describe('the float16 graph (what CUDA runs), executed on CPU', () => {
   // Half precision keeps ~3 significant digits; logits of these tiny models are O(1).
