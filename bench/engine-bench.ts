@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { EngineCore } from '../src/engine/engine-core.js';
 import type { StepStats } from '../src/engine/protocol.js';
 import { readModelSuperWeights } from '../src/superweights/model-super-weights.js';
-import type { SuperWeightCoordinate } from '../src/superweights/switch-plan.js';
+import type { SuperWeightCoordinate } from '../src/model/switch-plan.js';
 import { generationRequest } from '../test/helpers/engine-harness.js';
 import { buildTinyCheckpoint, type TinyModelSpec } from '../test/helpers/tiny-checkpoint.js';
 

@@ -7,11 +7,11 @@ import path from 'node:path';
 import { Admission } from './api/admission.js';
 import type { ApiContext } from './api/api-context.js';
 import { createApp, createLoadingApp } from './api/app.js';
-import { parseDevice } from './cli/device-option.js';
+import { parseDevice } from './engine/device.js';
 import type { ServerConfig } from './config/server-config.js';
 import type { EngineClient } from './engine/engine-client.js';
 import { startEngineWithSuperWeights } from './superweights/engine-startup.js';
-import { coordinateId } from './superweights/switch-plan.js';
+import { coordinateId } from './model/switch-plan.js';
 import { startTelemetry, type Telemetry } from './telemetry/telemetry.js';
 
 export interface RunningServer {

@@ -1,6 +1,6 @@
 // A bounded admission count: sequences running plus waiting may not exceed the configured limits;
 // past that, requests get 429 with Retry-After instead of an unbounded queue.
-import { ApiError } from './errors.js';
+import { ApiError } from '../http/errors.js';
 
 export class Admission {
   private inFlight = 0;

@@ -5,7 +5,6 @@ import type { EngineClient } from '../engine/engine-client.js';
 import type { SuperWeightsInForce } from '../superweights/resolve-super-weights.js';
 import type { TelemetryMetrics } from '../telemetry/metrics.js';
 import type { Admission } from './admission.js';
-import { ApiError } from './errors.js';
 
 export interface ApiContext {
   engine: EngineClient;
@@ -18,10 +17,6 @@ export interface ApiContext {
   metrics: Pick<TelemetryMetrics, 'render'>;
   /** The super weights in force and where each came from (GET /v1/super_weights). */
   superWeights: SuperWeightsInForce;
-}
-
-export function checkModel(ctx: ApiContext, model: string): void {
-  if (model !== ctx.modelId) throw new ApiError('model_not_found', `model "${model}" is not served here; this server serves "${ctx.modelId}"`, 'model');
 }
 
 /** Aborts when the client goes away before the response is complete. */

@@ -2,11 +2,11 @@
 // on /v1, the OpenAI error envelope for everything that goes wrong.
 import express, { type Express, type RequestHandler } from 'express';
 import type { ApiContext } from './api-context.js';
-import { requireApiKey } from './auth.js';
+import { requireApiKey } from '../http/api-key.js';
 import { ablationCompareHandler } from './ablations/handler.js';
 import { chatCompletionsHandler } from './chat/handler.js';
 import { completionsHandler } from './completions/handler.js';
-import { ApiError, errorMiddleware, sendError } from './errors.js';
+import { ApiError, errorMiddleware, sendError } from '../http/errors.js';
 import { healthHandler, readyHandler } from './health/handler.js';
 import { modelsHandler } from './models/handler.js';
 import { superWeightsDetectHandler, superWeightsListHandler } from './super-weights/handler.js';

@@ -3,8 +3,8 @@
 // once the engine has accepted every sequence, so a bad request is a 400 before any stream starts.
 import type { EngineClient } from '../engine/engine-client.js';
 import type { GenerationRequest, SequenceEvent } from '../engine/protocol.js';
-import { coordinateId, type SwitchPlan } from '../superweights/switch-plan.js';
-import { ApiError } from './errors.js';
+import { coordinateId, type SwitchPlan } from '../model/switch-plan.js';
+import { ApiError } from '../http/errors.js';
 import type { GenerationSettings } from './sampling-fields.js';
 
 export interface GenerationJob {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { GenerationRequest } from '../engine/protocol.js';
 import type { SamplingParams } from '../engine/sampler.js';
 import type { ApiContext } from './api-context.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../http/errors.js';
 import { superWeightsFieldSchema } from './super-weights-field.js';
 
 const tokenId = z.number().int().min(0);

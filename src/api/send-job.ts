@@ -4,9 +4,9 @@ import type { Request, Response } from 'express';
 import { disconnectSignal, type ApiContext } from './api-context.js';
 import type { ChoiceIncrement } from './choice-state.js';
 import { ChoiceState } from './choice-state.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../http/errors.js';
 import { openJob, type GenerationJob, type OpenedJob } from './generation-job.js';
-import { SseWriter } from './sse.js';
+import { SseWriter } from '../http/sse.js';
 import { describeSwitch, type AppliedSwitch, type ResolvedSwitch } from './super-weights-field.js';
 
 export interface ResponseFormat {

@@ -2,9 +2,9 @@
 // loaded model's known super weights into a SwitchPlan, and described back in every response.
 import { z } from 'zod';
 import type { EngineInfo } from '../engine/protocol.js';
-import { coordinateId, type SwitchEntry, type SwitchPlan } from '../superweights/switch-plan.js';
+import { coordinateId, coordinateProblem, switchPlan, type SwitchEntry, type SwitchPlan } from '../model/switch-plan.js';
 import { switchSettingScale } from '../superweights/switch-setting.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../http/errors.js';
 
 const COORDINATE = /^(\d+):(\d+):(\d+)$/;
 
@@ -69,7 +69,7 @@ export function resolveSwitch(field: SuperWeightsField | null | undefined, heade
   const selected = typeof chosen !== 'string' && chosen.select !== undefined;
   const entries: SwitchEntry[] = spec.scale === 1 && !selected ? [] : coordinates.map((c) => ({ ...c, scale: spec.scale }));
   const mode: SwitchMode = spec.scale === 1 ? 'original' : spec.scale === 0 ? 'ablated' : 'scaled';
-  return { plan: { entries, restoreActivation: restore, activationPosition: 0 }, mode, coordinates, scale: spec.scale };
+  return { plan: switchPlan(entries, restore), mode, coordinates, scale: spec.scale };
 }
 
 /** The response's account of the switch, with the weights' values as the engine read them. */
@@ -87,9 +87,8 @@ export function describeSwitch(resolved: ResolvedSwitch, originals: Readonly<Rec
 
 function checkCoordinate(id: string, info: EngineInfo, param: string): { layer: number; row: number; col: number } {
   const [, l, r, c] = COORDINATE.exec(id)!;
-  const [layer, row, col] = [Number(l), Number(r), Number(c)];
-  if (layer >= info.numLayers) throw new ApiError('invalid_request', `${param} "${id}": layer ${layer} does not exist (the model has ${info.numLayers} layers)`, param);
-  if (row >= info.hiddenSize) throw new ApiError('invalid_request', `${param} "${id}": row ${row} is outside down_proj's ${info.hiddenSize} output channels`, param);
-  if (col >= info.intermediateSize) throw new ApiError('invalid_request', `${param} "${id}": column ${col} is outside down_proj's ${info.intermediateSize} input channels`, param);
-  return { layer, row, col };
+  const coordinate = { layer: Number(l), row: Number(r), col: Number(c) };
+  const problem = coordinateProblem(coordinate, info);
+  if (problem !== undefined) throw new ApiError('invalid_request', `${param} "${id}": ${problem}`, param);
+  return coordinate;
 }

@@ -8,7 +8,7 @@ import { DEFAULT_SCHEDULER_LIMITS } from '../engine/scheduler.js';
 import { detectionChart } from '../superweights/charts/detection-chart.js';
 import { DEFAULT_DETECTION_OPTIONS, detectSuperWeights, type DetectionOptions, type DetectionResult } from '../superweights/detection.js';
 import { detectionJson, STOP_REASONS } from '../superweights/detection-report.js';
-import { parseDevice } from './device-option.js';
+import { parseDevice } from '../engine/device.js';
 import { resolveModelDir } from './model-location.js';
 import { numberFlag } from './number-flag.js';
 import { textTable } from './text-table.js';

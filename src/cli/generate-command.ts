@@ -6,9 +6,9 @@ import { GREEDY_SAMPLING } from '../engine/sampler.js';
 import { DEFAULT_SCHEDULER_LIMITS } from '../engine/scheduler.js';
 import { openCheckpoint } from '../model/checkpoint.js';
 import { resolveSuperWeights } from '../superweights/resolve-super-weights.js';
-import { coordinateId } from '../superweights/switch-plan.js';
+import { coordinateId } from '../model/switch-plan.js';
 import { parseSwitchSetting } from '../superweights/switch-setting.js';
-import { parseDevice } from './device-option.js';
+import { parseDevice } from '../engine/device.js';
 import { resolveModelDir } from './model-location.js';
 
 export const GENERATE_USAGE = `swserve generate --model DIR --prompt TEXT [--max-tokens N] [--super-weights on|off|scale=X]

@@ -2,6 +2,8 @@
 // PORT/HOST environment variables, then command-line flags; parsed once with zod at startup.
 import fs from 'node:fs';
 import { z } from 'zod';
+import { isPlainObject } from '../util/plain-object.js';
+import { describeZodError } from '../util/zod-issue.js';
 
 const limitsSchema = z.strictObject({
   /** Sequences decoded together (the engine's batch). */
@@ -109,8 +111,7 @@ export function loadServerConfig(layers: { file?: string; env: NodeJS.ProcessEnv
   const merged = [file, envLayer(layers.env), layers.flags].reduce(deepMerge, base);
   const parsed = serverConfigSchema.safeParse(merged);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`configuration: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new Error(`configuration: ${describeZodError(parsed.error)}`);
   }
   return parsed.data;
 }
@@ -127,11 +128,7 @@ function deepMerge(a: Layer, b: Layer): Layer {
   const out: Layer = { ...a };
   for (const [key, value] of Object.entries(b)) {
     const prev = out[key];
-    out[key] = isObject(prev) && isObject(value) ? deepMerge(prev, value) : value;
+    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value;
   }
   return out;
-}
-
-function isObject(v: unknown): v is Layer {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -1,6 +1,6 @@
 // Turns one step's tap tensors into per-sequence ActivationFrames: flat argmax indices become
 // (token position, channel), and switch-value taps are kept for the coordinates this row cares about.
-import { coordinateId, type SuperWeightCoordinate } from '../superweights/switch-plan.js';
+import { coordinateId, type SuperWeightCoordinate } from '../model/switch-plan.js';
 import type { ActivationFrame, LayerActivation, SuperActivationValue } from './protocol.js';
 import type { StepTaps } from './session.js';
 

@@ -1,16 +1,17 @@
 // The engine loop, free of any thread or transport: requests in, one `session.run` per step for the
 // whole batch, per-sequence events out. The worker wraps it; tests and benchmarks drive it directly.
-import { coordinateId, switchPlanProblems, type SuperWeightCoordinate } from '../superweights/switch-plan.js';
+import { coordinateId, coordinateProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
 import { openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
 import { readTensorElement } from '../model/safetensors.js';
-import { stopWordTokenIds } from '../superweights/stop-words.js';
+import { stopWordTokenIds } from './stop-words.js';
 import { activationFrame } from './activation-frames.js';
 import { BatchKvCache, type KvGeometry } from './kv-cache.js';
 import type { EngineErrorKind, EngineInfo, EngineUpdate, GenerationRequest, SequenceEvent, StepStats, TokenAlternative } from './protocol.js';
 import { logSoftmax, sampleToken, topLogprobs } from './sampler.js';
 import { Scheduler, type ScheduledStep, type SchedulerLimits } from './scheduler.js';
 import { Sequence } from './sequence.js';
-import { createModelSession, type DeviceRequest, type ModelSession, type StepFetches } from './session.js';
+import type { DeviceRequest } from './device.js';
+import { createModelSession, type ModelSession, type StepFetches } from './session.js';
 import { packStep, type StepContext, type StepRow } from './step-batch.js';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
 
@@ -60,10 +61,7 @@ export class EngineCore {
   static async load(options: EngineOptions, listener: EngineListener): Promise<EngineCore> {
     const checkpoint = openCheckpoint(options.modelDir);
     const { spec } = checkpoint;
-    const problems = switchPlanProblems(
-      { entries: options.knownSuperWeights.map((c) => ({ ...c, scale: 1 })), restoreActivation: false, activationPosition: 0 },
-      spec,
-    );
+    const problems = coordinateProblems(options.knownSuperWeights, spec);
     if (problems.length > 0) throw new Error(`super weights do not fit ${checkpoint.dir}: ${problems.join('; ')}`);
     const tokenizer = await loadTokenizer(checkpoint.dir);
     const session = await createModelSession(checkpoint, {

@@ -1,6 +1,6 @@
 // The typed messages across the worker boundary: requests and cancellations in, per-sequence events
 // and per-step statistics out. Everything here is structured-clone safe.
-import type { SuperWeightCoordinate, SwitchPlan } from '../superweights/switch-plan.js';
+import type { SuperWeightCoordinate, SwitchPlan } from '../model/switch-plan.js';
 import type { SamplingParams } from './sampler.js';
 import type { SessionInfo } from './session.js';
 

@@ -4,6 +4,7 @@
 // Filters mask tokens with -Infinity in one reusable scratch buffer instead of building new arrays,
 // because this runs once per token per row over vocabularies of 32k-150k entries.
 
+import { TopK } from "../util/top-k.js";
 import type { Rng } from "./rng.js";
 
 export interface SamplingParams {
@@ -356,80 +357,16 @@ function nucleusCutoffLogit(candidates: Float32Array, maxLogit: number, targetWe
   return candidates[0];
 }
 
-/** Value of the k-th largest entry (1-based), via a size-k min-heap. */
+/** Value of the k-th largest entry (1-based). */
 function kthLargestValue(values: Float32Array, k: number): number {
-  const heap = new Float64Array(k);
-  let size = 0;
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    if (size < k) {
-      heap[size] = value;
-      siftUp(heap, size++);
-    } else if (value > heap[0]) {
-      heap[0] = value;
-      siftDown(heap, size, (a, b) => heap[a] < heap[b]);
-    }
-  }
-  return heap[0];
+  const top = new TopK(k);
+  for (let i = 0; i < values.length; i++) top.push(values[i], i);
+  return top.smallestKey;
 }
 
-/**
- * Ids of the k largest values, largest first, ties to the lowest id. Keeps a size-k heap whose root is the
- * weakest kept entry ("weaker" = smaller value, or equal value and higher id).
- */
+/** Ids of the k largest values, largest first, ties to the lowest id. */
 function topKIndices(values: Float32Array, k: number): number[] {
-  const limit = Math.min(k, values.length);
-  if (limit <= 0) return [];
-  const heap = new Int32Array(limit);
-  const weaker = (a: number, b: number): boolean =>
-    values[heap[a]] < values[heap[b]] || (values[heap[a]] === values[heap[b]] && heap[a] > heap[b]);
-  let size = 0;
-  for (let i = 0; i < values.length; i++) {
-    if (size < limit) {
-      heap[size] = i;
-      let child = size++;
-      while (child > 0) {
-        const parent = (child - 1) >> 1;
-        if (!weaker(child, parent)) break;
-        swap(heap, child, parent);
-        child = parent;
-      }
-    } else if (values[i] > values[heap[0]]) {
-      // Equal values never displace the root: scanning in id order, the kept one has the lower id.
-      heap[0] = i;
-      siftDown(heap, size, weaker);
-    }
-  }
-  return Array.from(heap.subarray(0, size)).sort((a, b) => values[b] - values[a] || a - b);
-}
-
-function siftUp(heap: Float64Array, index: number): void {
-  let child = index;
-  while (child > 0) {
-    const parent = (child - 1) >> 1;
-    if (heap[parent] <= heap[child]) break;
-    swap(heap, child, parent);
-    child = parent;
-  }
-}
-
-/** Restores the heap below the root; `weaker(a, b)` says slot a belongs above slot b. */
-function siftDown(heap: Float64Array | Int32Array, size: number, weaker: (a: number, b: number) => boolean): void {
-  let parent = 0;
-  for (;;) {
-    const left = 2 * parent + 1;
-    const right = left + 1;
-    let smallest = parent;
-    if (left < size && weaker(left, smallest)) smallest = left;
-    if (right < size && weaker(right, smallest)) smallest = right;
-    if (smallest === parent) return;
-    swap(heap, parent, smallest);
-    parent = smallest;
-  }
-}
-
-function swap(array: Float64Array | Int32Array, a: number, b: number): void {
-  const held = array[a];
-  array[a] = array[b];
-  array[b] = held;
+  const top = new TopK(Math.min(k, values.length));
+  for (let i = 0; i < values.length; i++) top.push(values[i], i);
+  return top.sortedIds();
 }

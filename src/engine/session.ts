@@ -4,9 +4,8 @@ import * as ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { buildDecoderGraph } from '../model/decoder-graph.js';
 import type { ComputeDtype } from '../model/graph-context.js';
+import type { DeviceRequest } from './device.js';
 import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue, switchCols, switchFactors, switchRows } from '../model/graph-io.js';
-
-export type DeviceRequest = { kind: 'cpu' } | { kind: 'cuda'; deviceId: number };
 
 /** KV elements as the graph holds them: float32, or float16 bits on CUDA. */
 export type KvData = Float32Array | Uint16Array;

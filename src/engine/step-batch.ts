@@ -2,7 +2,7 @@
 // the additive attention bias (causal, padding, empty KV slots, sliding window), which logits to
 // compute, and the switch feeds.
 import { MASKED } from '../model/graph-io.js';
-import type { SuperWeightCoordinate, SwitchPlan } from '../superweights/switch-plan.js';
+import type { SuperWeightCoordinate, SwitchPlan } from '../model/switch-plan.js';
 import type { BatchKvCache } from './kv-cache.js';
 import type { StepFeeds } from './session.js';
 import { buildSwitchFeeds } from './switch-feeds.js';

@@ -1,7 +1,7 @@
 // Turns the batch rows' switch plans into the graph's per-layer switch inputs: the union of the
 // coordinates any row switches plus the known super weights (so their activations are always
 // tapped), and a [B, K] factor table holding (scale - 1) * W[row, col] where a row switches.
-import { coordinateId, type SuperWeightCoordinate, type SwitchPlan } from '../superweights/switch-plan.js';
+import { coordinateId, type SuperWeightCoordinate, type SwitchPlan } from '../model/switch-plan.js';
 
 export interface LayerSwitchFeeds {
   rows: BigInt64Array;

@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { isPlainObject } from "../util/plain-object.js";
 
 export interface EncodeOptions {
   /** Add BOS/EOS as the post-processor and `add_bos_token` say (default true, as in transformers). */
@@ -160,7 +161,7 @@ function collectSpecialIds(inner: Tokenizer, config: JsonObject, namedIds: reado
 /** tokenizer_config.json writes special tokens as a string or as an AddedToken object `{content, ...}`. */
 function specialTokenString(value: unknown): string | undefined {
   if (typeof value === "string") return value;
-  if (isObject(value) && typeof value.content === "string") return value.content;
+  if (isPlainObject(value) && typeof value.content === "string") return value.content;
   return undefined;
 }
 
@@ -169,7 +170,7 @@ function chatTemplateFromConfig(value: unknown): string | undefined {
   if (typeof value === "string") return value;
   if (!Array.isArray(value)) return undefined;
   for (const entry of value) {
-    if (isObject(entry) && entry.name === DEFAULT_CHAT_TEMPLATE_NAME && typeof entry.template === "string") {
+    if (isPlainObject(entry) && entry.name === DEFAULT_CHAT_TEMPLATE_NAME && typeof entry.template === "string") {
       return entry.template;
     }
   }
@@ -197,12 +198,8 @@ function unique(values: readonly number[]): number[] {
   return [...new Set(values)];
 }
 
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function requireObject(value: unknown, fileName: string): JsonObject {
-  if (!isObject(value)) throw new Error(`${fileName} must hold a JSON object`);
+  if (!isPlainObject(value)) throw new Error(`${fileName} must hold a JSON object`);
   return value;
 }
 

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { CheckpointError } from './checkpoint-error.js';
+import { describeZodError } from '../util/zod-issue.js';
 
 const positiveInt = z.number().int().positive();
 
@@ -99,8 +100,7 @@ export function readModelSpec(modelDir: string): ModelSpec {
 export function parseModelSpec(raw: unknown, file = 'config.json'): ModelSpec {
   const parsed = hfConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new CheckpointError(file, `field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new CheckpointError(file, `field ${describeZodError(parsed.error)}`);
   }
   const c = parsed.data;
   const architecture = c.architectures.find((a): a is ArchitectureName =>

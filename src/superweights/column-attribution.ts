@@ -3,7 +3,7 @@
 // zeroed on the second pass. So the column is found through the switch itself: zero one group of the
 // row's columns per request (one batch), keep the group whose removal shrinks the spike most, repeat.
 import { analysisId, analysisRequest, runSequence, type SequenceEngine } from './engine-run.js';
-import { coordinateId, type SwitchEntry } from './switch-plan.js';
+import { coordinateId, switchPlan, type SwitchEntry } from '../model/switch-plan.js';
 
 // Requests per round: one engine batch, and log16 rounds (4 for an 11008-wide Llama-7B row).
 export const ATTRIBUTION_GROUPS = 16;
@@ -47,7 +47,7 @@ export async function attributeColumn(engine: SequenceEngine, site: SpikeSite, z
 async function rowMagnitude(engine: SequenceEngine, site: SpikeSite, entries: SwitchEntry[], signal?: AbortSignal): Promise<number> {
   const { frame } = await runSequence(
     engine,
-    analysisRequest({ id: analysisId('attribute'), prompt: { text: site.prompt }, maxTokens: 1, switchPlan: { entries, restoreActivation: false, activationPosition: 0 } }),
+    analysisRequest({ id: analysisId('attribute'), prompt: { text: site.prompt }, maxTokens: 1, switchPlan: switchPlan(entries) }),
     signal,
   );
   const value = frame?.superActivations.find((a) => a.layer === site.layer && a.row === site.row);

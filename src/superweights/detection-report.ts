@@ -2,7 +2,7 @@
 // Its `super_weights` list is the plain format `--super-weights FILE` reads, so the output can be saved and used.
 import type { DetectionResult } from './detection.js';
 import type { LayerMaxima } from './spike-analysis.js';
-import { coordinateId } from './switch-plan.js';
+import { coordinateId } from '../model/switch-plan.js';
 
 export interface DetectionJson {
   prompts: string[];

@@ -5,7 +5,7 @@
 import { attributeColumn } from './column-attribution.js';
 import { analysisId, analysisRequest, runSequence, type SequenceEngine } from './engine-run.js';
 import { analyseSpikes, mergePrompts, type LayerMaxima, type SpikeThresholds } from './spike-analysis.js';
-import type { SuperWeightCoordinate, SwitchEntry } from './switch-plan.js';
+import { switchPlan, type SuperWeightCoordinate, type SwitchEntry } from '../model/switch-plan.js';
 
 export interface DetectionOptions extends SpikeThresholds {
   prompts: string[];
@@ -139,7 +139,7 @@ export async function detectSuperWeights(engine: SequenceEngine, options: Detect
 async function observe(engine: SequenceEngine, prompts: string[], entries: SwitchEntry[], signal?: AbortSignal): Promise<LayerMaxima[]> {
   const frames = await Promise.all(
     prompts.map(async (text) => {
-      const request = analysisRequest({ id: analysisId('detect'), prompt: { text }, maxTokens: 1, switchPlan: { entries, restoreActivation: false, activationPosition: 0 } });
+      const request = analysisRequest({ id: analysisId('detect'), prompt: { text }, maxTokens: 1, switchPlan: switchPlan(entries) });
       const { frame } = await runSequence(engine, request, signal);
       if (frame === undefined) throw new Error('the engine reported no activation taps; detection needs the instrumented graph');
       return frame.layers;

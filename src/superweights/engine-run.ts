@@ -2,7 +2,7 @@
 // and keeps what detection and evaluation read: the prompt event and the first token's activation frame.
 import type { ActivationFrame, EngineInfo, GenerationRequest, SequenceEvent } from '../engine/protocol.js';
 import { GREEDY_SAMPLING } from '../engine/sampler.js';
-import { ORIGINAL_SWITCH } from './switch-plan.js';
+import { ORIGINAL_SWITCH } from '../model/switch-plan.js';
 
 export interface SequenceEngine {
   readonly info: EngineInfo;

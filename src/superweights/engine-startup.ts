@@ -4,7 +4,7 @@
 import { EngineClient } from '../engine/engine-client.js';
 import type { EngineOptions } from '../engine/engine-core.js';
 import { openCheckpoint } from '../model/checkpoint.js';
-import { coordinateId } from './switch-plan.js';
+import { coordinateId } from '../model/switch-plan.js';
 import { DEFAULT_DETECTION_OPTIONS, detectSuperWeights, type DetectionOptions, type DetectionResult } from './detection.js';
 import { checked, resolveSuperWeights, type SuperWeightsInForce } from './resolve-super-weights.js';
 

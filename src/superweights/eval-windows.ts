@@ -2,7 +2,7 @@
 // one prefill (max_tokens 0 with prompt logprobs) under a switch plan, windows batched together.
 import { probabilityMass } from './distribution-compare.js';
 import { analysisId, analysisRequest, runSequence, type SequenceEngine } from './engine-run.js';
-import type { SwitchPlan } from './switch-plan.js';
+import type { SwitchPlan } from '../model/switch-plan.js';
 
 export interface WindowScore {
   /** Sum of -log p(token | prefix) over the window's scored tokens (all but its first). */

@@ -1,7 +1,7 @@
 // An evaluation run as JSON (snake_case) for `swserve eval --json`.
 import type { EvaluationResult } from './evaluation.js';
 import type { SourcedSuperWeight } from './registry.js';
-import { coordinateId } from './switch-plan.js';
+import { coordinateId } from '../model/switch-plan.js';
 
 export interface EvaluationContext {
   model: string;

@@ -3,7 +3,7 @@
 // and a scale sweep; plus the stop-word probability shift (original vs zeroed) over the same windows.
 import { scoreWindows, type WindowScore } from './eval-windows.js';
 import type { SequenceEngine } from './engine-run.js';
-import type { SuperWeightCoordinate, SwitchPlan } from './switch-plan.js';
+import { ORIGINAL_SWITCH, scaledPlan, type SuperWeightCoordinate, type SwitchPlan } from '../model/switch-plan.js';
 
 // The paper's sweep (Llama-7B accuracy: x0 35.15 ... x1 70.12 ... x2 70.55).
 export const PAPER_SWEEP_SCALES = [0, 0.2, 0.5, 1, 1.5, 2, 3];
@@ -41,16 +41,12 @@ export type Progress = (done: number, total: number) => void;
 export async function evaluate(engine: SequenceEngine, input: EvaluationInput, onProgress?: Progress, signal?: AbortSignal): Promise<EvaluationResult> {
   const { windows, superWeights, largest } = input;
   if (superWeights.length === 0) throw new Error('no super weights are known for this model; pass --super-weights FILE or --detect');
-  const scaled = (scale: number, restoreActivation = false): SwitchPlan => ({
-    entries: superWeights.map((c) => ({ ...c, scale })),
-    restoreActivation,
-    activationPosition: 0,
-  });
+  const scaled = (scale: number, restoreActivation = false): SwitchPlan => scaledPlan(superWeights, scale, restoreActivation);
   const runs: { plan: SwitchPlan; stopWords: boolean }[] = [
-    { plan: { entries: [], restoreActivation: false, activationPosition: 0 }, stopWords: true },
+    { plan: ORIGINAL_SWITCH, stopWords: true },
     { plan: scaled(0), stopWords: true },
     { plan: scaled(0, true), stopWords: false },
-    { plan: { entries: largest.map((c) => ({ ...c, scale: 0 })), restoreActivation: false, activationPosition: 0 }, stopWords: false },
+    { plan: scaledPlan(largest, 0), stopWords: false },
     // Scale 1 is run, not copied from the original: it checks that an explicit no-op switch is one.
     ...input.sweepScales.map((scale) => ({ plan: scaled(scale), stopWords: false })),
   ];

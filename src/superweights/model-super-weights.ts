@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import type { SuperWeightCoordinate } from './switch-plan.js';
+import type { SuperWeightCoordinate } from '../model/switch-plan.js';
+import { describeZodError } from '../util/zod-issue.js';
 
 export const MODEL_SUPER_WEIGHTS_FILE = 'super_weights.json';
 
@@ -14,6 +15,6 @@ export function readModelSuperWeights(modelDir: string, fileName = MODEL_SUPER_W
   const file = path.join(modelDir, fileName);
   if (!fs.existsSync(file)) return [];
   const parsed = fileSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
-  if (!parsed.success) throw new Error(`${file}: ${parsed.error.issues[0]!.message} at ${parsed.error.issues[0]!.path.join('.')}`);
+  if (!parsed.success) throw new Error(`${file}: ${describeZodError(parsed.error)}`);
   return parsed.data.super_weights.map(({ layer, row, col }) => ({ layer, row, col }));
 }

@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import type { ModelSpec } from '../model/hf-config.js';
-import type { SuperWeightCoordinate } from './switch-plan.js';
+import type { SuperWeightCoordinate } from '../model/switch-plan.js';
+import { describeZodError } from '../util/zod-issue.js';
 
 export const BUILTIN_REGISTRY_FILE = new URL('../../../config/super-weights-registry.json', import.meta.url);
 
@@ -49,8 +50,7 @@ const CORE_SHAPE_FIELDS = ['architecture', 'hiddenSize', 'intermediateSize', 'nu
 export function parseRegistry(raw: unknown, file: string): RegistryEntry[] {
   const parsed = registryFileSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new Error(`super-weight registry ${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new Error(`super-weight registry ${file}: ${describeZodError(parsed.error)}`);
   }
   return parsed.data.models;
 }

@@ -6,7 +6,8 @@ import path from 'node:path';
 import type { ModelSpec } from '../model/hf-config.js';
 import { MODEL_SUPER_WEIGHTS_FILE, readModelSuperWeights } from './model-super-weights.js';
 import { BUILTIN_REGISTRY_FILE, matchRegistry, parseRegistry, readRegistryFile, type RegistryEntry, type SourcedSuperWeight } from './registry.js';
-import { switchPlanProblems } from './switch-plan.js';
+import { coordinateProblems } from '../model/switch-plan.js';
+import { isPlainObject } from '../util/plain-object.js';
 
 export type SuperWeightsOrigin = 'user-file' | 'model-file' | 'registry' | 'detected' | 'none';
 
@@ -31,7 +32,7 @@ export function resolveSuperWeights(options: ResolveOptions): SuperWeightsInForc
   const userRegistry: RegistryEntry[] = [];
   if (superWeightsFile !== undefined) {
     const raw: unknown = JSON.parse(fs.readFileSync(superWeightsFile, 'utf8'));
-    if (isObject(raw) && 'models' in raw) {
+    if (isPlainObject(raw) && 'models' in raw) {
       userRegistry.push(...parseRegistry(raw, superWeightsFile));
     } else {
       const list = readModelSuperWeights(path.dirname(superWeightsFile), path.basename(superWeightsFile));
@@ -54,16 +55,12 @@ export function resolveSuperWeights(options: ResolveOptions): SuperWeightsInForc
 
 /** Refuses coordinates outside the model, naming where they came from. */
 export function checked(inForce: SuperWeightsInForce, spec: ModelSpec, modelDir: string): SuperWeightsInForce {
-  const problems = switchPlanProblems({ entries: inForce.superWeights.map((c) => ({ ...c, scale: 1 })), restoreActivation: false, activationPosition: 0 }, spec);
+  const problems = coordinateProblems(inForce.superWeights, spec);
   if (problems.length > 0) throw new Error(`super weights from ${inForce.description} do not fit ${modelDir}: ${problems.join('; ')}`);
   return inForce;
 }
 
 /** "file X", with the file's own `source` note when it has one (the demo model's says how its weight was made). */
 function describeFile(file: string, raw: unknown): string {
-  return isObject(raw) && typeof raw.source === 'string' ? `file ${file}: ${raw.source}` : `file ${file}`;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  return isPlainObject(raw) && typeof raw.source === 'string' ? `file ${file}: ${raw.source}` : `file ${file}`;
 }

@@ -1,6 +1,6 @@
 // The short switch settings a terminal flag or the X-Super-Weights header carries: "on", "off" or
 // "scale=<x>", applied to every known super weight.
-import type { SuperWeightCoordinate, SwitchPlan } from './switch-plan.js';
+import { ORIGINAL_SWITCH, scaledPlan, type SuperWeightCoordinate, type SwitchPlan } from '../model/switch-plan.js';
 
 /** The scale a setting stands for, or undefined when it is none of on, off, scale=<decimal>. */
 export function switchSettingScale(setting: string): number | undefined {
@@ -16,9 +16,5 @@ export function switchSettingScale(setting: string): number | undefined {
 export function parseSwitchSetting(setting: string, known: readonly SuperWeightCoordinate[]): SwitchPlan {
   const scale = switchSettingScale(setting);
   if (scale === undefined) throw new Error(`super-weight setting "${setting}" is not one of on, off, scale=<number>`);
-  return {
-    entries: scale === 1 ? [] : known.map((c) => ({ ...c, scale })),
-    restoreActivation: false,
-    activationPosition: 0,
-  };
+  return scale === 1 ? ORIGINAL_SWITCH : scaledPlan(known, scale);
 }

@@ -2,11 +2,11 @@
 // (Authorization: Bearer, or ?api_key= for browsers, which cannot set headers on a WebSocket), the
 // client cap and the subscription in the query string, then registers the client with the hub.
 // Client messages replace the subscription; a bad one gets an error frame and the connection stays.
-import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { ApiError, RETRY_AFTER_SECONDS } from '../api/errors.js';
+import { WebSocketServer, type RawData } from 'ws';
+import { apiKeyMatches, bearerToken } from '../http/api-key.js';
+import { ApiError, RETRY_AFTER_SECONDS } from '../http/errors.js';
 import type { ActivationHub, HubClient } from './activation-hub.js';
 import { parseSubscribeMessage, parseSubscriptionQuery } from './subscription.js';
 
@@ -20,6 +20,8 @@ export interface ActivationSocketOptions {
   apiKey?: string;
   numLayers: number;
   shuttingDown: () => boolean;
+  /** Told about a fault while handling an upgrade (a bug, not a bad client: those get a 4xx). */
+  onError?: (err: Error) => void;
 }
 
 export interface ActivationSocket {
@@ -31,7 +33,17 @@ export function attachActivationSocket(server: http.Server, hub: ActivationHub, 
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    // Nothing a client sends may throw out of this listener: an exception here would end the process.
+    try {
+      upgrade(req, socket, head);
+    } catch (err) {
+      options.onError?.(err as Error);
+      reject(socket, new ApiError('internal_error', 'internal server error'));
+    }
+  };
+  const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const url = requestUrl(req.url);
+    if (url === undefined) return reject(socket, new ApiError('invalid_request', 'the request target is not a valid URL path'));
     const refusal = refuse(url, req, hub, options);
     if (refusal) return reject(socket, refusal);
     const parsed = parseSubscriptionQuery(url.searchParams, options.numLayers);
@@ -55,22 +67,24 @@ export function attachActivationSocket(server: http.Server, hub: ActivationHub, 
   };
 }
 
+/** The request target as a URL, or undefined when it cannot be one (e.g. `//[`). */
+function requestUrl(target: string | undefined): URL | undefined {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
+  }
+}
+
 function refuse(url: URL, req: http.IncomingMessage, hub: ActivationHub, options: ActivationSocketOptions): ApiError | undefined {
   if (url.pathname !== ACTIVATIONS_PATH) return new ApiError('route_not_found', `no WebSocket at ${url.pathname}; connect to ${ACTIVATIONS_PATH}`);
   if (options.shuttingDown()) return new ApiError('shutting_down', 'the server is shutting down');
   if (options.apiKey !== undefined) {
-    const header = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    const given = header ?? url.searchParams.get('api_key');
-    if (given === null || !sameKey(given, options.apiKey)) return new ApiError('invalid_api_key', given === null ? 'missing API key: send Authorization: Bearer <key> or ?api_key=<key>' : 'the API key is not valid');
+    const given = bearerToken(req.headers.authorization) ?? url.searchParams.get('api_key');
+    if (!apiKeyMatches(given, options.apiKey)) return new ApiError('invalid_api_key', given === null ? 'missing API key: send Authorization: Bearer <key> or ?api_key=<key>' : 'the API key is not valid');
   }
   if (hub.clientCount >= options.maxClients) return new ApiError('too_many_requests', `the activation stream already has ${options.maxClients} clients`);
   return undefined;
-}
-
-function sameKey(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function reject(socket: Duplex, error: ApiError): void {

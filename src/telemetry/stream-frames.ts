@@ -1,7 +1,7 @@
 // The JSON frames of the /v1/activations WebSocket. Step and end frames are the fixed contract;
 // the others tell a client about its own connection (subscription, drops, bad messages).
 import type { ActivationFrame, FinishReason } from '../engine/protocol.js';
-import { coordinateId } from '../superweights/switch-plan.js';
+import { coordinateId } from '../model/switch-plan.js';
 
 export interface TokenRef {
   id: number;

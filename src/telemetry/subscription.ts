@@ -2,6 +2,7 @@
 // switch modes (e.g. only ablated traffic), a layer subset, and every N-th decode step. Given as a
 // query string at connect and replaced by a {"type": "subscribe", ...} message.
 import { z } from 'zod';
+import { firstZodIssue } from '../util/zod-issue.js';
 
 // Bounds that keep one client's filter cheap to evaluate per frame.
 const MAX_REQUEST_IDS = 256;
@@ -72,9 +73,8 @@ export function wantsStep(filter: SubscriptionFilter, phase: 'prefill' | 'decode
 
 function toFilter(parsed: { success: true; data: Subscription } | { success: false; error: z.ZodError }, numLayers: number): Parsed {
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    return { ok: false, message: `bad subscription: ${where}${issue.message}` };
+    const { path, message } = firstZodIssue(parsed.error);
+    return { ok: false, message: `bad subscription: ${path ? `${path}: ` : ''}${message}` };
   }
   const spec = parsed.data;
   const beyond = spec.layers?.find((l) => l >= numLayers);

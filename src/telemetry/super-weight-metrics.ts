@@ -3,7 +3,7 @@
 // only the model's known super weights (a request may probe any coordinate), layers, modes.
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { ActivationFrame, EngineUpdate } from '../engine/protocol.js';
-import { coordinateId, type SuperWeightCoordinate } from '../superweights/switch-plan.js';
+import { coordinateId, type SuperWeightCoordinate } from '../model/switch-plan.js';
 import { ACTIVATION_BUCKETS } from './metric-buckets.js';
 import type { UpdateObserver } from './serving-metrics.js';
 import { SWITCH_MODES } from './subscription.js';

@@ -33,6 +33,7 @@ export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate'>, 
     apiKey: options.apiKey,
     numLayers: engine.info.numLayers,
     shuttingDown: options.shuttingDown,
+    onError: (err) => options.log(`activation socket: ${err.stack ?? err.message}`),
   });
   let failed = false;
   const unsubscribe = engine.onUpdate((update: EngineUpdate) => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
-import type { ApiErrorCode } from '../../src/api/errors.js';
+import type { ApiErrorCode } from '../../src/http/errors.js';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const MODEL = 'tiny';

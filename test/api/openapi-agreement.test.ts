@@ -8,7 +8,7 @@ import type { ApiContext } from '../../src/api/api-context.js';
 import { routeTable } from '../../src/api/app.js';
 import { chatRequestSchema } from '../../src/api/chat/schema.js';
 import { completionRequestSchema } from '../../src/api/completions/schema.js';
-import { ApiError, type ApiErrorCode } from '../../src/api/errors.js';
+import { ApiError, type ApiErrorCode } from '../../src/http/errors.js';
 import { superWeightsFieldSchema } from '../../src/api/super-weights-field.js';
 import { superWeightsDetectSchema } from '../../src/api/super-weights/schema.js';
 import { loadServerConfig } from '../../src/config/server-config.js';

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { GenerationRequest } from '../../src/engine/protocol.js';
-import type { SwitchPlan } from '../../src/superweights/switch-plan.js';
+import { scaledPlan, switchPlan, type SwitchPlan } from '../../src/model/switch-plan.js';
 import { generationRequest } from '../helpers/engine-harness.js';
 import { startEngine, type EngineRunner } from '../helpers/engine-runner.js';
 import { buildTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
@@ -25,7 +25,7 @@ after(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-const plan = (scale: number, restoreActivation = false): SwitchPlan => ({ entries: [{ ...SW, scale }], restoreActivation, activationPosition: 0 });
+const plan = (scale: number, restoreActivation = false): SwitchPlan => scaledPlan([SW], scale, restoreActivation);
 
 const REQUESTS: GenerationRequest[] = [
   generationRequest({ id: 'a', prompt: { text: 'Summer is hot. Winter is' }, maxTokens: 12 }),
@@ -121,9 +121,9 @@ describe('continuous batching', () => {
     const cases: [GenerationRequest, RegExp][] = [
       [generationRequest({ id: 'bad-token', prompt: { tokenIds: [1, 99999] } }), /outside the vocabulary/],
       [generationRequest({ id: 'too-long', prompt: { tokenIds: Array(runner.engine.info.contextLength).fill(1) } }), /context length/],
-      [generationRequest({ id: 'bad-layer', prompt: { text: 'x' }, switchPlan: { entries: [{ layer: 9, row: 0, col: 0, scale: 0 }], restoreActivation: false, activationPosition: 0 } }), /9:0:0.*layer 9/],
-      [generationRequest({ id: 'bad-row', prompt: { text: 'x' }, switchPlan: { entries: [{ layer: 0, row: 64, col: 0, scale: 0 }], restoreActivation: false, activationPosition: 0 } }), /row 64/],
-      [generationRequest({ id: 'bad-scale', prompt: { text: 'x' }, switchPlan: { entries: [{ layer: 0, row: 0, col: 0, scale: Infinity }], restoreActivation: false, activationPosition: 0 } }), /finite/],
+      [generationRequest({ id: 'bad-layer', prompt: { text: 'x' }, switchPlan: switchPlan([{ layer: 9, row: 0, col: 0, scale: 0 }]) }), /9:0:0.*layer 9/],
+      [generationRequest({ id: 'bad-row', prompt: { text: 'x' }, switchPlan: switchPlan([{ layer: 0, row: 64, col: 0, scale: 0 }]) }), /row 64/],
+      [generationRequest({ id: 'bad-scale', prompt: { text: 'x' }, switchPlan: switchPlan([{ layer: 0, row: 0, col: 0, scale: Infinity }]) }), /finite/],
       [generationRequest({ id: 'empty', prompt: { tokenIds: [] } }), /empty/],
     ];
     for (const [request, message] of cases) {

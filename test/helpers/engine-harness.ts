@@ -8,7 +8,7 @@ import type { GenerationRequest } from '../../src/engine/protocol.js';
 import { analysisRequest } from '../../src/superweights/engine-run.js';
 import { createModelSession, type ModelSession, type StepTaps } from '../../src/engine/session.js';
 import { packStep } from '../../src/engine/step-batch.js';
-import { ORIGINAL_SWITCH, type SuperWeightCoordinate, type SwitchPlan } from '../../src/superweights/switch-plan.js';
+import { ORIGINAL_SWITCH, type SuperWeightCoordinate, type SwitchPlan } from '../../src/model/switch-plan.js';
 
 export interface LogitsRun {
   /** Prefill: one [V] per prompt position; then one per decode step. */

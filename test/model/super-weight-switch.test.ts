@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { SwitchPlan } from '../../src/superweights/switch-plan.js';
+import { scaledPlan, type SwitchPlan } from '../../src/model/switch-plan.js';
 import { maxAbsDiff, openHarness, type HarnessSession } from '../helpers/engine-harness.js';
 import { createReferenceModel } from '../helpers/reference-forward.js';
 import { buildTinyCheckpoint, scaleWeightOnDisk, type TinyCheckpoint } from '../helpers/tiny-checkpoint.js';
@@ -30,7 +30,7 @@ after(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-const plan = (scale: number, restoreActivation = false): SwitchPlan => ({ entries: [{ ...SW, scale }], restoreActivation, activationPosition: 0 });
+const plan = (scale: number, restoreActivation = false): SwitchPlan => scaledPlan([SW], scale, restoreActivation);
 
 describe('super-weight switch', () => {
   for (const scale of [0, 0.5, 2]) {

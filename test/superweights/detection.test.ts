@@ -10,7 +10,7 @@ import { detectionChart } from '../../src/superweights/charts/detection-chart.js
 import { DEFAULT_DETECTION_OPTIONS, detectSuperWeights, type DetectionResult } from '../../src/superweights/detection.js';
 import { detectionJson } from '../../src/superweights/detection-report.js';
 import { detectionText } from '../../src/cli/detect-command.js';
-import { coordinateId } from '../../src/superweights/switch-plan.js';
+import { coordinateId } from '../../src/model/switch-plan.js';
 import { buildTinyCheckpoint, type PlantedSuperWeight } from '../helpers/tiny-checkpoint.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'swserve-detect-'));

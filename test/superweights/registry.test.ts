@@ -9,7 +9,7 @@ import { parseModelSpec, readModelSpec, type ModelSpec } from '../../src/model/h
 import { startEngineWithSuperWeights } from '../../src/superweights/engine-startup.js';
 import { BUILTIN_REGISTRY_FILE, matchRegistry, readRegistryFile } from '../../src/superweights/registry.js';
 import { resolveSuperWeights } from '../../src/superweights/resolve-super-weights.js';
-import { coordinateId } from '../../src/superweights/switch-plan.js';
+import { coordinateId } from '../../src/model/switch-plan.js';
 import { buildTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
 
 const builtin = readRegistryFile(BUILTIN_REGISTRY_FILE);

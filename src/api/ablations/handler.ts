@@ -3,23 +3,21 @@
 // and the probability mass on stop-words: an A/B in one call.
 import type { Request, RequestHandler, Response } from 'express';
 import { klDivergence, probabilityMass } from '../../superweights/distribution-compare.js';
-import { checkModel, disconnectSignal, responseId, type ApiContext } from '../api-context.js';
+import { disconnectSignal, responseId, type ApiContext } from '../api-context.js';
 import { ChoiceState } from '../choice-state.js';
-import { ApiError, fromZodError } from '../errors.js';
+import { ApiError } from '../../http/errors.js';
 import { openJob, type GenerationJob } from '../generation-job.js';
 import { toGenerationSettings } from '../sampling-fields.js';
 import { describeSwitch, resolveSwitch, type ResolvedSwitch } from '../super-weights-field.js';
 import { ablationCompareSchema, DEFAULT_COMPARE_MAX_TOKENS } from './schema.js';
+import { parseRequestBody } from '../request-body.js';
 
 // A fixed default seed keeps sampled comparisons reproducible without the client choosing one.
 const DEFAULT_COMPARE_SEED = 0;
 
 export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
   return async (req: Request, res: Response) => {
-    const parsed = ablationCompareSchema.safeParse(req.body);
-    if (!parsed.success) throw fromZodError(parsed.error);
-    const body = parsed.data;
-    checkModel(ctx, body.model);
+    const body = parseRequestBody(ctx, ablationCompareSchema, req.body);
     const info = ctx.engine.info;
     const states = (body.states ?? ['on', 'off']).map((s, i) => resolveSwitch(s, undefined, info, `states[${i}]`));
     const settings = toGenerationSettings(

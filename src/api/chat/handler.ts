@@ -1,8 +1,8 @@
 // POST /v1/chat/completions: render the conversation with the model's template, then the same job
 // path as completions.
 import type { Request, RequestHandler, Response } from 'express';
-import { checkModel, responseId, type ApiContext } from '../api-context.js';
-import { ApiError, fromZodError } from '../errors.js';
+import { responseId, type ApiContext } from '../api-context.js';
+import { ApiError } from '../../http/errors.js';
 import type { GenerationJob } from '../generation-job.js';
 import { toGenerationSettings } from '../sampling-fields.js';
 import { serveJob } from '../send-job.js';
@@ -10,13 +10,11 @@ import { resolveSwitch } from '../super-weights-field.js';
 import { chatFormat } from './format.js';
 import { chatRequestSchema } from './schema.js';
 import { renderChat } from './template.js';
+import { parseRequestBody } from '../request-body.js';
 
 export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
   return async (req: Request, res: Response) => {
-    const parsed = chatRequestSchema.safeParse(req.body);
-    if (!parsed.success) throw fromZodError(parsed.error);
-    const body = parsed.data;
-    checkModel(ctx, body.model);
+    const body = parseRequestBody(ctx, chatRequestSchema, req.body);
     const info = ctx.engine.info;
     // max_completion_tokens supersedes max_tokens; without either, the rest of the context.
     const maxTokensParam = body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';

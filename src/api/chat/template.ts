@@ -1,7 +1,7 @@
 // Renders a chat into the model's prompt with its own Jinja template (tokenizer_config.json),
 // through @huggingface/jinja, the renderer transformers.js uses.
 import { Template } from '@huggingface/jinja';
-import { ApiError } from '../errors.js';
+import { ApiError } from '../../http/errors.js';
 import type { ChatMessage } from './schema.js';
 
 export interface ChatTemplateContext {

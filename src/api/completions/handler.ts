@@ -1,20 +1,18 @@
 // POST /v1/completions: validate, convert to one GenerationJob, send as JSON or SSE.
 import type { Request, RequestHandler, Response } from 'express';
-import { checkModel, responseId, type ApiContext } from '../api-context.js';
-import { ApiError, fromZodError } from '../errors.js';
+import { responseId, type ApiContext } from '../api-context.js';
+import { ApiError } from '../../http/errors.js';
 import type { GenerationJob } from '../generation-job.js';
 import { toGenerationSettings } from '../sampling-fields.js';
 import { serveJob } from '../send-job.js';
 import { resolveSwitch } from '../super-weights-field.js';
 import { completionFormat } from './format.js';
 import { completionRequestSchema, DEFAULT_COMPLETION_MAX_TOKENS, type CompletionRequest } from './schema.js';
+import { parseRequestBody } from '../request-body.js';
 
 export function completionsHandler(ctx: ApiContext): RequestHandler {
   return async (req: Request, res: Response) => {
-    const parsed = completionRequestSchema.safeParse(req.body);
-    if (!parsed.success) throw fromZodError(parsed.error);
-    const body = parsed.data;
-    checkModel(ctx, body.model);
+    const body = parseRequestBody(ctx, completionRequestSchema, req.body);
     refuseUnimplemented(body);
     const logprobs = body.logprobs ?? null;
     const echo = body.echo ?? false;

@@ -2,7 +2,7 @@
 // the server admits work, 503 when it is full or shutting down, with the numbers either way.
 import type { RequestHandler } from 'express';
 import type { ApiContext } from '../api-context.js';
-import { ApiError, RETRY_AFTER_SECONDS, sendError } from '../errors.js';
+import { ApiError, RETRY_AFTER_SECONDS, sendError } from '../../http/errors.js';
 
 export function healthHandler(ctx: ApiContext): RequestHandler {
   return (_req, res) => {

@@ -7,10 +7,10 @@ import { detectionChart } from '../../superweights/charts/detection-chart.js';
 import { ATTRIBUTION_GROUPS } from '../../superweights/column-attribution.js';
 import { DEFAULT_DETECTION_OPTIONS, detectSuperWeights, type DetectionOptions } from '../../superweights/detection.js';
 import { detectionJson } from '../../superweights/detection-report.js';
-import { coordinateId } from '../../superweights/switch-plan.js';
-import { checkModel, disconnectSignal, type ApiContext } from '../api-context.js';
-import { fromZodError } from '../errors.js';
+import { coordinateId } from '../../model/switch-plan.js';
+import { disconnectSignal, type ApiContext } from '../api-context.js';
 import { superWeightsDetectSchema } from './schema.js';
+import { parseRequestBody } from '../request-body.js';
 
 export function superWeightsListHandler(ctx: ApiContext): RequestHandler {
   return (_req, res) => {
@@ -28,10 +28,7 @@ export function superWeightsListHandler(ctx: ApiContext): RequestHandler {
 
 export function superWeightsDetectHandler(ctx: ApiContext): RequestHandler {
   return async (req: Request, res: Response) => {
-    const parsed = superWeightsDetectSchema.safeParse(req.body);
-    if (!parsed.success) throw fromZodError(parsed.error);
-    const body = parsed.data;
-    checkModel(ctx, body.model);
+    const body = parseRequestBody(ctx, superWeightsDetectSchema, req.body);
     const defaults: DetectionOptions = { ...DEFAULT_DETECTION_OPTIONS, ...ctx.config.detection };
     const options: DetectionOptions = {
       prompts: body.prompt == null ? defaults.prompts : typeof body.prompt === 'string' ? [body.prompt] : body.prompt,

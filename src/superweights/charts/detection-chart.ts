@@ -1,6 +1,6 @@
 // The paper's detection figure: per-layer max |down_proj input| and max |down_proj output| before
 // detection and with every super weight it found zeroed, the spike bar, and the finds labelled.
-import { coordinateId } from '../switch-plan.js';
+import { coordinateId } from '../../model/switch-plan.js';
 import type { DetectionResult } from '../detection.js';
 import { renderFigure, type Panel } from './line-chart.js';
 

@@ -1,4 +1,7 @@
-import type { DeviceRequest } from '../engine/session.js';
+// Where the model runs: the device a user asks for ("cpu", "cuda", "cuda:N"), parsed once for the
+// server, the CLI and the engine.
+
+export type DeviceRequest = { kind: 'cpu' } | { kind: 'cuda'; deviceId: number };
 
 /** "cpu", "cuda" or "cuda:N". */
 export function parseDevice(value: string): DeviceRequest {

@@ -3,6 +3,7 @@
 // writes the OpenAI envelope {"error": {message, type, param, code}}.
 import type { ErrorRequestHandler, Response } from 'express';
 import type { z } from 'zod';
+import { firstZodIssue } from '../util/zod-issue.js';
 
 export type ApiErrorCode =
   | 'invalid_request'
@@ -79,15 +80,8 @@ export class ApiError extends Error {
 
 /** zod's first issue as a 400 naming the parameter path (e.g. `messages[0].content`). */
 export function fromZodError(error: z.ZodError): ApiError {
-  const issue = error.issues[0]!;
-  const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
-  const param = formatPath(unknownKey === undefined ? issue.path : [...issue.path, unknownKey]);
-  const detail = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
-  return new ApiError('invalid_request', param ? `${param}: ${detail}` : detail, param || null);
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
+  const { path, message } = firstZodIssue(error);
+  return new ApiError('invalid_request', path ? `${path}: ${message}` : message, path || null);
 }
 
 /** Anything thrown while handling a request, as an ApiError. */

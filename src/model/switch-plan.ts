@@ -1,0 +1,74 @@
+// What one request does to the super weights: which down_proj entries it rescales and whether the
+// super activation keeps its original value. Coordinates are Hugging Face [out, in]: layer:row:col.
+// The engine takes a plan per sequence; the model's instrumentation applies it (a rank-K correction).
+
+export interface SuperWeightCoordinate {
+  layer: number;
+  /** Output (hidden) channel, where the super activation appears. */
+  row: number;
+  /** Input (intermediate) channel. */
+  col: number;
+}
+
+export interface SwitchEntry extends SuperWeightCoordinate {
+  /** 0 zeroes the weight, 1 keeps it, 2 doubles it. */
+  scale: number;
+}
+
+export interface SwitchPlan {
+  entries: SwitchEntry[];
+  /** Keep the correction off at `activationPosition` (the paper's "prune SW, +SA"). */
+  restoreActivation: boolean;
+  /** Token position of the super activation. */
+  activationPosition: number;
+}
+
+// The super activation sits on the first token in every model studied (super-weights.md).
+export const SUPER_ACTIVATION_POSITION = 0;
+
+export function switchPlan(entries: SwitchEntry[], restoreActivation = false): SwitchPlan {
+  return { entries, restoreActivation, activationPosition: SUPER_ACTIVATION_POSITION };
+}
+
+/** Every coordinate at one scale. */
+export function scaledPlan(coordinates: readonly SuperWeightCoordinate[], scale: number, restoreActivation = false): SwitchPlan {
+  return switchPlan(coordinates.map(({ layer, row, col }) => ({ layer, row, col, scale })), restoreActivation);
+}
+
+export const ORIGINAL_SWITCH: SwitchPlan = switchPlan([]);
+
+export function coordinateId(c: SuperWeightCoordinate): string {
+  return `${c.layer}:${c.row}:${c.col}`;
+}
+
+/** The down_proj shape a coordinate must fit. */
+export interface DownProjShape {
+  numLayers: number;
+  /** down_proj output channels (rows). */
+  hiddenSize: number;
+  /** down_proj input channels (columns). */
+  intermediateSize: number;
+}
+
+/** Why a coordinate does not fit the model, or undefined when it does. */
+export function coordinateProblem(c: SuperWeightCoordinate, shape: DownProjShape): string | undefined {
+  if (!Number.isInteger(c.layer) || c.layer < 0 || c.layer >= shape.numLayers) return `layer ${c.layer} does not exist (the model has ${shape.numLayers} layers)`;
+  if (!Number.isInteger(c.row) || c.row < 0 || c.row >= shape.hiddenSize) return `row ${c.row} is outside down_proj's ${shape.hiddenSize} output channels`;
+  if (!Number.isInteger(c.col) || c.col < 0 || c.col >= shape.intermediateSize) return `column ${c.col} is outside down_proj's ${shape.intermediateSize} input channels`;
+  return undefined;
+}
+
+/** Problems with coordinates for this model, each naming the coordinate; empty when all fit. */
+export function coordinateProblems(coordinates: readonly SuperWeightCoordinate[], shape: DownProjShape): string[] {
+  return coordinates.flatMap((c) => {
+    const problem = coordinateProblem(c, shape);
+    return problem === undefined ? [] : [`${coordinateId(c)}: ${problem}`];
+  });
+}
+
+/** Problems with a plan for this model, each naming the entry; empty when the plan is valid. */
+export function switchPlanProblems(plan: SwitchPlan, shape: DownProjShape): string[] {
+  const problems = coordinateProblems(plan.entries, shape);
+  for (const e of plan.entries) if (!Number.isFinite(e.scale)) problems.push(`${coordinateId(e)}: scale ${e.scale} is not a finite number`);
+  return problems;
+}
