@@ -2,37 +2,39 @@
 // table, or JSON usable as --super-weights FILE) and draw the per-layer maxima before and after.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { EngineClient } from '../engine/engine-client.js';
 import { DEFAULT_SCHEDULER_LIMITS } from '../engine/scheduler.js';
 import { detectionChart } from '../superweights/charts/detection-chart.js';
 import { DEFAULT_DETECTION_OPTIONS, detectSuperWeights, type DetectionOptions, type DetectionResult } from '../superweights/detection.js';
 import { detectionJson, STOP_REASONS } from '../superweights/detection-report.js';
 import { parseDevice } from '../engine/device.js';
+import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
 import { numberFlag } from './number-flag.js';
 import { textTable } from './text-table.js';
 
-export const DETECT_USAGE = `swserve detect --model DIR [--prompt TEXT]... [--json] [--chart FILE] [--spike-ratio R]
-                 [--min-magnitude M] [--max-count N] [--device cpu|cuda[:N]]`;
-
 const DEFAULT_CHART_FILE = 'swserve-detection.svg';
 
+export const DETECT_COMMAND = {
+  name: 'detect',
+  summary: "find a model's super weights data-free (activation spikes, attributed through the switch)",
+  flags: {
+    model: { type: 'string', value: 'DIR|ORG/NAME', description: 'Model folder (Hugging Face layout) or hub repository id; required.' },
+    prompt: { type: 'string', multiple: true, value: 'TEXT', description: 'Detection prompt.', defaultNote: JSON.stringify(DEFAULT_DETECTION_OPTIONS.prompts[0]) },
+    json: { type: 'boolean', default: false, description: 'Print JSON (usable as a --super-weights file) instead of tables.' },
+    chart: { type: 'string', value: 'FILE', default: DEFAULT_CHART_FILE, description: 'Where to write the SVG chart of per-layer maxima before and after.' },
+    'spike-ratio': { type: 'string', value: 'R', description: 'A layer spikes when max |input| and |output| reach R times the median over layers.', defaultNote: String(DEFAULT_DETECTION_OPTIONS.spikeRatio) },
+    'min-magnitude': { type: 'string', value: 'M', description: 'And when both reach this magnitude.', defaultNote: String(DEFAULT_DETECTION_OPTIONS.minMagnitude) },
+    'max-count': { type: 'string', value: 'N', description: 'Stop after this many super weights.', defaultNote: String(DEFAULT_DETECTION_OPTIONS.maxSuperWeights) },
+    device: { type: 'string', value: 'cpu|cuda[:N]', default: 'cpu', description: 'Where the model runs.' },
+  },
+} as const satisfies CommandSpec<FlagTable>;
+
 export async function runDetect(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      prompt: { type: 'string', multiple: true },
-      json: { type: 'boolean', default: false },
-      chart: { type: 'string', default: DEFAULT_CHART_FILE },
-      'spike-ratio': { type: 'string' },
-      'min-magnitude': { type: 'string' },
-      'max-count': { type: 'string' },
-      device: { type: 'string', default: 'cpu' },
-    },
-  });
-  if (!values.model) throw new Error(`usage: ${DETECT_USAGE}`);
+  const parsed = parseCommandLine(DETECT_COMMAND, argv);
+  if (!parsed) return;
+  const { values } = parsed;
+  if (!values.model) throw new UsageError('--model is required; see `swserve detect --help`');
   const modelDir = await resolveModelDir(values.model, (m) => process.stderr.write(`${m}\n`));
   const options: DetectionOptions = {
     prompts: values.prompt ?? DEFAULT_DETECTION_OPTIONS.prompts,

@@ -3,7 +3,6 @@
 // weights zeroed, a scale sweep, and the stop-word probability shift; a table or JSON, and a sweep chart.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { DEFAULT_SCHEDULER_LIMITS } from '../engine/scheduler.js';
 import { loadTokenizer } from '../engine/tokenizer.js';
 import { sweepChart } from '../superweights/charts/sweep-chart.js';
@@ -14,13 +13,11 @@ import { evaluationJson, type EvaluationContext } from '../superweights/evaluati
 import { defaultLargestCount, largestDownProjWeights } from '../superweights/largest-weights.js';
 import { coordinateId } from '../model/switch-plan.js';
 import { parseDevice } from '../engine/device.js';
+import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
 import { numberFlag } from './number-flag.js';
 import { progressBar } from './progress-bar.js';
 import { textTable } from './text-table.js';
-
-export const EVAL_USAGE = `swserve eval --model DIR [--text FILE] [--window N] [--max-windows N] [--largest N]
-                 [--super-weights FILE] [--detect] [--json] [--chart FILE] [--device cpu|cuda[:N]]`;
 
 // The paper scores 2048-token windows; 256 keeps a CPU run short and fits small models' training length.
 const DEFAULT_WINDOW_TOKENS = 256;
@@ -28,23 +25,28 @@ const DEFAULT_WINDOW_TOKENS = 256;
 const MODEL_EVAL_TEXT = 'eval.txt';
 const DEFAULT_CHART_FILE = 'swserve-sweep.svg';
 
+export const EVAL_COMMAND = {
+  name: 'eval',
+  summary: "the paper's ablations as perplexity over a text: original, zeroed, SA restored, the largest-weights control, a scale sweep",
+  flags: {
+    model: { type: 'string', value: 'DIR|ORG/NAME', description: 'Model folder (Hugging Face layout) or hub repository id; required.' },
+    text: { type: 'string', value: 'FILE', description: 'Text to score.', defaultNote: `${MODEL_EVAL_TEXT} in the model folder` },
+    window: { type: 'string', value: 'N', description: 'Tokens per scored window (each starts with BOS).', defaultNote: `${DEFAULT_WINDOW_TOKENS}, or the context if shorter` },
+    'max-windows': { type: 'string', value: 'N', description: 'Score at most this many windows.', defaultNote: 'all' },
+    largest: { type: 'string', value: 'N', description: 'How many of the largest other down_proj weights the control zeroes.', defaultNote: "the paper's share of down_proj weights, at least 100" },
+    'super-weights': { type: 'string', value: 'FILE', description: 'Super-weight coordinates to use instead of the model\'s own or the registry\'s.' },
+    detect: { type: 'boolean', default: false, description: 'Detect the super weights first when nothing else knows them.' },
+    json: { type: 'boolean', default: false, description: 'Print JSON instead of a table.' },
+    chart: { type: 'string', value: 'FILE', default: DEFAULT_CHART_FILE, description: 'Where to write the SVG chart of the scale sweep.' },
+    device: { type: 'string', value: 'cpu|cuda[:N]', default: 'cpu', description: 'Where the model runs.' },
+  },
+} as const satisfies CommandSpec<FlagTable>;
+
 export async function runEval(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      text: { type: 'string' },
-      window: { type: 'string' },
-      'max-windows': { type: 'string' },
-      largest: { type: 'string' },
-      'super-weights': { type: 'string' },
-      detect: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      chart: { type: 'string', default: DEFAULT_CHART_FILE },
-      device: { type: 'string', default: 'cpu' },
-    },
-  });
-  if (!values.model) throw new Error(`usage: ${EVAL_USAGE}`);
+  const parsed = parseCommandLine(EVAL_COMMAND, argv);
+  if (!parsed) return;
+  const { values } = parsed;
+  if (!values.model) throw new UsageError('--model is required; see `swserve eval --help`');
   const log = (m: string): void => {
     process.stderr.write(`${m}\n`);
   };

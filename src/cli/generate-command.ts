@@ -1,5 +1,4 @@
 // `swserve generate`: one completion from the terminal through the same worker engine the server uses.
-import { parseArgs } from 'node:util';
 import { EngineClient } from '../engine/engine-client.js';
 import type { ActivationFrame } from '../engine/protocol.js';
 import { GREEDY_SAMPLING } from '../engine/sampler.js';
@@ -9,26 +8,29 @@ import { resolveSuperWeights } from '../superweights/resolve-super-weights.js';
 import { coordinateId } from '../model/switch-plan.js';
 import { parseSwitchSetting } from '../superweights/switch-setting.js';
 import { parseDevice } from '../engine/device.js';
+import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
 
-export const GENERATE_USAGE = `swserve generate --model DIR --prompt TEXT [--max-tokens N] [--super-weights on|off|scale=X]
-                 [--device cpu|cuda[:N]] [--temperature T] [--top-p P] [--seed S]`;
+export const GENERATE_COMMAND = {
+  name: 'generate',
+  summary: 'one completion from the terminal, through the same engine the server uses',
+  flags: {
+    model: { type: 'string', value: 'DIR|ORG/NAME', description: 'Model folder (Hugging Face layout) or hub repository id; required.' },
+    prompt: { type: 'string', value: 'TEXT', description: 'Prompt text (the model\'s BOS is added); required.' },
+    'max-tokens': { type: 'string', value: 'N', default: '64', description: 'Tokens to generate at most.' },
+    'super-weights': { type: 'string', value: 'on|off|scale=X', default: 'on', description: 'What to do with the known super weights: keep, zero, or scale them.' },
+    device: { type: 'string', value: 'cpu|cuda[:N]', default: 'cpu', description: 'Where the model runs.' },
+    temperature: { type: 'string', value: 'T', default: '0', description: 'Sampling temperature; 0 is greedy.' },
+    'top-p': { type: 'string', value: 'P', default: '1', description: 'Nucleus sampling mass.' },
+    seed: { type: 'string', value: 'S', description: 'Random seed for sampling (default: a random one).' },
+  },
+} as const satisfies CommandSpec<FlagTable>;
 
 export async function runGenerate(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      prompt: { type: 'string' },
-      'max-tokens': { type: 'string', default: '64' },
-      'super-weights': { type: 'string', default: 'on' },
-      device: { type: 'string', default: 'cpu' },
-      temperature: { type: 'string', default: '0' },
-      'top-p': { type: 'string', default: '1' },
-      seed: { type: 'string' },
-    },
-  });
-  if (!values.model || values.prompt === undefined) throw new Error(`usage: ${GENERATE_USAGE}`);
+  const parsed = parseCommandLine(GENERATE_COMMAND, argv);
+  if (!parsed) return;
+  const { values } = parsed;
+  if (!values.model || values.prompt === undefined) throw new UsageError('--model and --prompt are required; see `swserve generate --help`');
   const asGiven = values.model;
   values.model = await resolveModelDir(values.model, (m) => process.stderr.write(`${m}\n`));
   // The model's own super_weights.json, else the registry by id or shapes.

@@ -1,43 +1,65 @@
 // `swserve serve`: the OpenAI-compatible server. Flags override SWSERVE_* variables, which override
 // the --config file, which overrides config/server.json.
-import { parseArgs } from 'node:util';
-import { coerce, loadServerConfig, setPath } from '../config/server-config.js';
+import { loadServerConfig, readDefaultConfig, setPath, settingValue } from '../config/server-config.js';
 import { startServer } from '../server.js';
+import { parseCommandLine, type CommandSpec, type FlagSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
 
-export const SERVE_USAGE = `swserve serve [--model DIR] [--port N] [--host H] [--device cpu|cuda[:N]] [--api-key K]
-                 [--config FILE] [--served-model-name NAME] [--super-weights FILE] [--max-running N]
-                 [--max-waiting N] [--max-tokens N] [--max-n N] [--max-body-bytes N] [--shutdown-grace-seconds S]
-                 [--detect-on-load]`;
+/** A flag that sets one dotted key of the server configuration. */
+interface ConfigFlag {
+  key: string;
+  value: string;
+  description: string;
+  /** The default when config/server.json has none. */
+  unset?: string;
+}
 
-const FLAG_KEYS: Record<string, string> = {
-  model: 'model',
-  port: 'port',
-  host: 'host',
-  device: 'device',
-  'api-key': 'apiKey',
-  'served-model-name': 'servedModelName',
-  'super-weights': 'superWeightsFile',
-  'max-running': 'limits.maxRunning',
-  'max-waiting': 'limits.maxWaiting',
-  'max-tokens': 'limits.maxTokens',
-  'max-n': 'limits.maxN',
-  'max-body-bytes': 'limits.maxBodyBytes',
-  'shutdown-grace-seconds': 'shutdownGraceSeconds',
+const CONFIG_FLAGS: Record<string, ConfigFlag> = {
+  model: { key: 'model', value: 'DIR|ORG/NAME', description: 'Model folder (Hugging Face layout) or hub repository id.' },
+  port: { key: 'port', value: 'N', description: 'TCP port to listen on (0 picks a free one).' },
+  host: { key: 'host', value: 'H', description: 'Address to listen on.' },
+  device: { key: 'device', value: 'cpu|cuda[:N]', description: 'Where the model runs; CUDA falls back to CPU loudly when it cannot start.' },
+  'api-key': { key: 'apiKey', value: 'K', description: 'Require Authorization: Bearer K on /v1 and the activation stream.', unset: 'none, no key is asked for' },
+  'served-model-name': { key: 'servedModelName', value: 'NAME', description: 'The id clients send as `model`.', unset: "the model folder's name" },
+  'super-weights': { key: 'superWeightsFile', value: 'FILE', description: "Super-weight coordinates (a list, or a registry file consulted before the built-in one) instead of the model's own.", unset: "the model's super_weights.json, else the registry" },
+  'max-running': { key: 'limits.maxRunning', value: 'N', description: 'Sequences decoded together in one batch.' },
+  'max-waiting': { key: 'limits.maxWaiting', value: 'N', description: 'Sequences admitted beyond the running batch before answering 429.' },
+  'max-tokens': { key: 'limits.maxTokens', value: 'N', description: "Cap on a request's max_tokens." },
+  'max-n': { key: 'limits.maxN', value: 'N', description: 'Cap on n (choices per prompt).' },
+  'max-body-bytes': { key: 'limits.maxBodyBytes', value: 'N', description: 'Largest request body accepted (413 beyond).' },
+  'shutdown-grace-seconds': { key: 'shutdownGraceSeconds', value: 'S', description: 'On SIGTERM, how long in-flight requests may finish before they are ended.' },
 };
 
+export const SERVE_SUMMARY = 'the OpenAI-compatible server with per-request super-weight switches and live activation telemetry';
+
+export function serveCommand(): CommandSpec<FlagTable> {
+  const defaults = readDefaultConfig();
+  const flags: Record<string, FlagSpec> = { config: { type: 'string', value: 'FILE', description: 'A JSON file of settings layered over config/server.json.' } };
+  for (const [name, flag] of Object.entries(CONFIG_FLAGS)) {
+    const fallback = flag.key.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], defaults);
+    flags[name] = { type: 'string', value: flag.value, description: flag.description, defaultNote: fallback === undefined ? flag.unset : `${String(fallback)}, from config/server.json` };
+  }
+  flags['detect-on-load'] = { type: 'boolean', description: 'Detect the super weights at startup when no file or registry entry knows the model.' };
+  return {
+    name: 'serve',
+    summary: SERVE_SUMMARY,
+    flags,
+    notes: ['Settings: config/server.json < --config FILE < SWSERVE_* variables (PORT, HOST too) < flags.'],
+  };
+}
+
+
 export async function runServe(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { config: { type: 'string' }, 'detect-on-load': { type: 'boolean' }, ...Object.fromEntries(Object.keys(FLAG_KEYS).map((k) => [k, { type: 'string' as const }])) },
-  });
+  const parsed = parseCommandLine(serveCommand(), argv);
+  if (!parsed) return;
+  const values = parsed.values as Record<string, string | boolean | undefined>;
   const flags: Record<string, unknown> = {};
-  for (const [flag, key] of Object.entries(FLAG_KEYS)) {
-    const value = (values as Record<string, string | undefined>)[flag];
-    if (typeof value === 'string') setPath(flags, key, key === 'apiKey' || key === 'model' ? value : coerce(value));
+  for (const [name, flag] of Object.entries(CONFIG_FLAGS)) {
+    const value = values[name];
+    if (typeof value === 'string') setPath(flags, flag.key, settingValue(flag.key, value));
   }
   if (values['detect-on-load']) flags.detectOnLoad = true;
-  const loaded = loadServerConfig({ file: values.config, env: process.env, flags });
+  const loaded = loadServerConfig({ file: typeof values.config === 'string' ? values.config : undefined, env: process.env, flags });
   const config = { ...loaded, model: await resolveModelDir(loaded.model, (m) => console.error(m)) };
   const server = await startServer(config);
   let stopping = false;

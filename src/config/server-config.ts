@@ -86,7 +86,7 @@ export function envLayer(env: NodeJS.ProcessEnv): Layer {
   const layer: Layer = {};
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const value = env[name];
-    if (value !== undefined && value !== '') setPath(layer, key, coerce(value));
+    if (value !== undefined && value !== '') setPath(layer, key, settingValue(key, value));
   }
   return layer;
 }
@@ -99,14 +99,27 @@ export function setPath(target: Layer, dotted: string, value: unknown): void {
   node[keys[keys.length - 1]!] = value;
 }
 
-export function coerce(value: string): unknown {
+// Settings that are text even when they look like numbers (an API key of digits is still a key).
+const TEXT_SETTINGS = new Set(['host', 'model', 'servedModelName', 'device', 'apiKey', 'superWeightsFile']);
+
+/** A setting given as text (a variable or a flag) as the value the schema expects. */
+export function settingValue(key: string, value: string): unknown {
+  return TEXT_SETTINGS.has(key) ? value : coerce(value);
+}
+
+function coerce(value: string): unknown {
   if (/^-?\d+(\.\d+)?$/.test(value)) return Number(value);
   if (value === 'true' || value === 'false') return value === 'true';
   return value;
 }
 
+/** config/server.json as it is, for showing defaults (e.g. in --help). */
+export function readDefaultConfig(): Layer {
+  return readJson(DEFAULT_CONFIG_FILE);
+}
+
 export function loadServerConfig(layers: { file?: string; env: NodeJS.ProcessEnv; flags: Layer }): ServerConfig {
-  const base = readJson(DEFAULT_CONFIG_FILE);
+  const base = readDefaultConfig();
   const file = layers.file ? readJson(layers.file) : {};
   const merged = [file, envLayer(layers.env), layers.flags].reduce(deepMerge, base);
   const parsed = serverConfigSchema.safeParse(merged);
