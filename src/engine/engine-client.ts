@@ -28,11 +28,16 @@ export class EngineClient {
     worker.on('error', (err) => this.failAll(err));
   }
 
-  /** Starts the worker and resolves once the model is loaded; warnings (e.g. a CUDA fallback) go to `onWarning`. */
-  static start(options: Omit<EngineOptions, 'onWarning'>, onWarning: (message: string) => void = () => {}): Promise<EngineClient> {
+  /** Starts the worker and resolves once the model is loaded; warnings (e.g. a CUDA fallback) go to `onWarning`, progress (quantizing) to `onLog`. */
+  static start(
+    options: Omit<EngineOptions, 'onWarning' | 'onLog'>,
+    onWarning: (message: string) => void = () => {},
+    onLog: (message: string) => void = () => {},
+  ): Promise<EngineClient> {
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: options });
     worker.on('message', (message: WorkerOutbound) => {
       if (message.type === 'warning') onWarning(message.message);
+      if (message.type === 'log') onLog(message.message);
     });
     return new Promise((resolve, reject) => {
       const onMessage = (message: WorkerOutbound): void => {

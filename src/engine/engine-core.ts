@@ -12,6 +12,8 @@ import { Scheduler, type ScheduledStep, type SchedulerLimits } from './scheduler
 import { Sequence } from './sequence.js';
 import type { DeviceRequest } from './device.js';
 import { createModelSession, type ModelSession, type StepFetches } from './session.js';
+import { prepareServedWeights, type ServedWeights } from './served-weights.js';
+import type { WeightOptions } from '../model/quantize/weight-format.js';
 import { packStep, type StepContext, type StepRow } from './step-batch.js';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
 
@@ -26,7 +28,11 @@ export interface EngineOptions {
   /** Cap on prompt + output tokens; defaults to the model's max_position_embeddings. */
   contextLength?: number;
   intraOpThreads?: number;
+  /** float32 (CPU default), float16, or int8/int4 block-quantized with the super weights kept exact. */
+  weights?: Partial<WeightOptions>;
   onWarning?: (message: string) => void;
+  /** Progress worth telling an operator (quantizing a checkpoint). */
+  onLog?: (message: string) => void;
 }
 
 export type EngineListener = (update: EngineUpdate) => void;
@@ -35,6 +41,7 @@ export class EngineCore {
   private readonly scheduler: Scheduler<Sequence>;
   private readonly kv: BatchKvCache;
   private readonly weightValues = new Map<string, number>();
+  private readonly graphValues = new Map<string, number>();
   private readonly stepContext: StepContext;
   private readonly vocabSize: number;
 
@@ -42,6 +49,7 @@ export class EngineCore {
     readonly info: EngineInfo,
     private readonly checkpoint: Checkpoint,
     private readonly session: ModelSession,
+    private readonly served: ServedWeights,
     readonly tokenizer: TextTokenizer,
     private readonly options: EngineOptions,
     private readonly listener: EngineListener,
@@ -54,7 +62,7 @@ export class EngineCore {
       numLayers: spec.numLayers,
       slidingWindow: spec.slidingWindow,
       knownSuperWeights: options.knownSuperWeights,
-      weightValue: (c) => this.weightValue(c),
+      switchValues: { original: (c) => this.weightValue(c), inGraph: (c) => this.graphValue(c) },
     };
   }
 
@@ -64,10 +72,19 @@ export class EngineCore {
     const problems = coordinateProblems(options.knownSuperWeights, spec);
     if (problems.length > 0) throw new Error(`super weights do not fit ${checkpoint.dir}: ${problems.join('; ')}`);
     const tokenizer = await loadTokenizer(checkpoint.dir);
+    const served = prepareServedWeights({
+      checkpoint,
+      options: options.weights ?? {},
+      device: options.device,
+      knownSuperWeights: options.knownSuperWeights,
+      log: options.onLog,
+    });
     const session = await createModelSession(checkpoint, {
       device: options.device,
       instrument: options.instrument,
       intraOpThreads: options.intraOpThreads,
+      computeDtype: served.computeDtype,
+      quantized: served.quantized,
       onWarning: options.onWarning,
     });
     const info: EngineInfo = {
@@ -81,6 +98,7 @@ export class EngineCore {
       intermediateSize: spec.intermediateSize,
       numLayers: spec.numLayers,
       session: session.info,
+      weights: served.info,
       knownSuperWeights: [],
       bosId: tokenizer.bosId,
       eosIds: [...new Set([...tokenizer.eosIds, ...spec.eosTokenIds])],
@@ -89,7 +107,7 @@ export class EngineCore {
       chatTemplate: tokenizer.chatTemplate,
       stopWords: stopWordTokenIds((text) => tokenizer.encode(text, { addSpecialTokens: false })),
     };
-    const engine = new EngineCore(info, checkpoint, session, tokenizer, options, listener);
+    const engine = new EngineCore(info, checkpoint, session, served, tokenizer, options, listener);
     info.knownSuperWeights = options.knownSuperWeights.map((c) => ({ ...c, originalValue: engine.weightValue(c) }));
     return engine;
   }
@@ -301,6 +319,17 @@ export class EngineCore {
       const entry = this.checkpoint.tensors.get(this.checkpoint.layout.layers[c.layer]!.down)!;
       value = readTensorElement(this.checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
       this.weightValues.set(id, value);
+    }
+    return value;
+  }
+
+  /** What the graph's down_proj holds at a coordinate (differs from the checkpoint on quantized copies). */
+  private graphValue(c: SuperWeightCoordinate): number {
+    const id = coordinateId(c);
+    let value = this.graphValues.get(id);
+    if (value === undefined) {
+      value = this.served.inGraph(c, this.weightValue(c));
+      this.graphValues.set(id, value);
     }
     return value;
   }

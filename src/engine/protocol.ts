@@ -3,6 +3,7 @@
 import type { SuperWeightCoordinate, SwitchPlan } from '../model/switch-plan.js';
 import type { SamplingParams } from './sampler.js';
 import type { SessionInfo } from './session.js';
+import type { WeightsInfo } from './served-weights.js';
 
 /** One sequence to generate (an `n > 1` request is n of these). */
 export interface GenerationRequest {
@@ -155,6 +156,7 @@ export interface EngineInfo {
   intermediateSize: number;
   numLayers: number;
   session: SessionInfo;
+  weights: WeightsInfo;
   knownSuperWeights: (SuperWeightCoordinate & { originalValue: number })[];
   bosId?: number;
   eosIds: number[];
@@ -174,5 +176,6 @@ export type WorkerOutbound =
   | { type: 'ready'; info: EngineInfo }
   | { type: 'load-error'; message: string }
   | { type: 'warning'; message: string }
+  | { type: 'log'; message: string }
   | ({ type: 'update' } & EngineUpdate)
   | { type: 'closed' };

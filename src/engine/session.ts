@@ -4,6 +4,8 @@ import * as ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { buildDecoderGraph } from '../model/decoder-graph.js';
 import type { ComputeDtype } from '../model/graph-context.js';
+import type { QuantizedWeights } from '../model/quantize/quantized-cache.js';
+import type { ComputePrecision } from '../model/quantize/weight-format.js';
 import type { DeviceRequest } from './device.js';
 import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue, switchCols, switchFactors, switchRows } from '../model/graph-io.js';
 
@@ -41,6 +43,7 @@ export interface StepTaps {
 }
 
 export interface StepFetches {
+  /** Empty for a truncated graph (`layers`), which has only taps. */
   logits: Float32Array;
   /** log(sum(exp(logits))) per logits row. */
   logitsLogSumExp: Float32Array;
@@ -72,10 +75,15 @@ export interface ModelSessionOptions {
   computeDtype?: ComputeDtype;
   /** Threads for one operator; onnxruntime's default uses every core. */
   intraOpThreads?: number;
+  /** Linear layers from a quantized copy (CPU only: MatMulNBits on CUDA wants float16 scales). */
+  quantized?: { weights: QuantizedWeights; compute: ComputePrecision };
+  /** Only the first `layers` layers, taps but no logits (reference runs of early layers). */
+  layers?: number;
   onWarning?: (message: string) => void;
 }
 
 export async function createModelSession(checkpoint: Checkpoint, options: ModelSessionOptions): Promise<ModelSession> {
+  if (options.device.kind === 'cuda' && options.quantized) throw new Error('quantized weights (--weights int8|int4) run on CPU only; use --device cpu');
   if (options.device.kind === 'cuda') {
     try {
       return await open(checkpoint, options, 'cuda', options.device.deviceId);
@@ -92,13 +100,13 @@ export async function createModelSession(checkpoint: Checkpoint, options: ModelS
 
 async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device: 'cpu' | 'cuda', deviceId = 0): Promise<ModelSession> {
   const computeDtype: ComputeDtype = options.computeDtype ?? (device === 'cuda' ? 'float16' : 'float32');
-  const graph = buildDecoderGraph(checkpoint, { computeDtype, instrument: options.instrument });
+  const graph = buildDecoderGraph(checkpoint, { computeDtype, instrument: options.instrument, quantized: options.quantized, layers: options.layers });
   const session = await ort.InferenceSession.create(graph.bytes, {
     executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'],
     graphOptimizationLevel: 'all',
     ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    // The graph is held in memory; its external data lives in the checkpoint folder.
-    extra: { session: { model_external_initializers_file_folder_path: checkpoint.dir } },
+    // The graph is held in memory; its external data lives in the checkpoint folder or the quantized copy's.
+    extra: { session: { model_external_initializers_file_folder_path: graph.externalDataFolder } },
   });
   const info: SessionInfo = {
     device,
@@ -107,7 +115,7 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
     instrumented: options.instrument,
     graphNodes: graph.nodeCount,
   };
-  const numLayers = checkpoint.spec.numLayers;
+  const numLayers = graph.layers;
   const kvShape = (batch: number, slots: number): number[] => [batch, checkpoint.spec.numKvHeads, slots, checkpoint.spec.headDim];
   const kvType = computeDtype === 'float32' ? 'float32' : 'float16';
   return {
@@ -126,7 +134,7 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
       if (info.instrumented) {
         feeds[INPUT.tokenMask] = new ort.Tensor('float32', f.tokenMask, [f.batch, f.tokens]);
         feeds[INPUT.restorePosition] = new ort.Tensor('int64', f.restorePosition, [f.batch]);
-        f.switches.forEach((s, l) => {
+        f.switches.slice(0, numLayers).forEach((s, l) => {
           feeds[switchRows(l)] = new ort.Tensor('int64', s.rows, [s.rows.length]);
           feeds[switchCols(l)] = new ort.Tensor('int64', s.cols, [s.cols.length]);
           feeds[switchFactors(l)] = new ort.Tensor('float32', s.factors, [f.batch, s.rows.length]);
@@ -147,6 +155,7 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
             switchPeaks: out[OUTPUT.tapSwitchPeaks]!.data as BigInt64Array,
           }
         : undefined;
+      if (!graph.logits) return { logits: new Float32Array(0), logitsLogSumExp: new Float32Array(0), present, taps };
       return { logits: out[OUTPUT.logits]!.data as Float32Array, logitsLogSumExp: out[OUTPUT.logitsLogSumExp]!.data as Float32Array, present, taps };
     },
     release: () => session.release(),

@@ -5,7 +5,7 @@ import { MASKED } from '../model/graph-io.js';
 import type { SuperWeightCoordinate, SwitchPlan } from '../model/switch-plan.js';
 import type { BatchKvCache } from './kv-cache.js';
 import type { StepFeeds } from './session.js';
-import { buildSwitchFeeds } from './switch-feeds.js';
+import { buildSwitchFeeds, type SwitchWeightValues } from './switch-feeds.js';
 
 export interface StepRow {
   /** Tokens fed this step (a whole prompt at prefill, one token at decode). */
@@ -30,7 +30,7 @@ export interface StepContext {
   numLayers: number;
   slidingWindow?: number;
   knownSuperWeights: readonly SuperWeightCoordinate[];
-  weightValue: (c: SuperWeightCoordinate) => number;
+  switchValues: SwitchWeightValues;
 }
 
 export function packStep(rows: StepRow[], kv: BatchKvCache, ctx: StepContext): PackedStep {
@@ -84,7 +84,7 @@ export function packStep(rows: StepRow[], kv: BatchKvCache, ctx: StepContext): P
     rows.map((r) => r.plan),
     ctx.knownSuperWeights,
     ctx.numLayers,
-    ctx.weightValue,
+    ctx.switchValues,
   );
   return {
     feeds: {

@@ -1,6 +1,10 @@
 // Turns the batch rows' switch plans into the graph's per-layer switch inputs: the union of the
 // coordinates any row switches plus the known super weights (so their activations are always
-// tapped), and a [B, K] factor table holding (scale - 1) * W[row, col] where a row switches.
+// tapped), and a [B, K] factor table. A row's factor is s * W[r, c] - G[r, c]: the weight it wants
+// (its scale s times the checkpoint's value W) minus what the graph's down_proj holds (G). G is W
+// on float graphs, 0 for a super weight a quantized copy protects, the dequantized value for other
+// quantized coordinates. Known super weights take s = 1 in rows that do not switch them, so "on"
+// always means the checkpoint's value; other coordinates are left as the graph holds them.
 import { coordinateId, type SuperWeightCoordinate, type SwitchPlan } from '../model/switch-plan.js';
 
 export interface LayerSwitchFeeds {
@@ -16,28 +20,37 @@ export interface SwitchFeeds {
   restorePosition: BigInt64Array;
 }
 
+export interface SwitchWeightValues {
+  /** The checkpoint's value at a down_proj coordinate. */
+  original(c: SuperWeightCoordinate): number;
+  /** The value the graph's down_proj holds there. */
+  inGraph(c: SuperWeightCoordinate): number;
+}
+
 export function buildSwitchFeeds(
   plans: SwitchPlan[],
   known: readonly SuperWeightCoordinate[],
   numLayers: number,
-  weightValue: (c: SuperWeightCoordinate) => number,
+  values: SwitchWeightValues,
 ): SwitchFeeds {
   const perLayer: Map<string, SuperWeightCoordinate>[] = Array.from({ length: numLayers }, () => new Map());
   for (const c of known) perLayer[c.layer]!.set(coordinateId(c), c);
   for (const plan of plans) for (const e of plan.entries) perLayer[e.layer]!.set(coordinateId(e), e);
+  const knownIds = new Set(known.map(coordinateId));
+  const rowScales = plans.map((plan) => new Map(plan.entries.map((e) => [coordinateId(e), e.scale])));
 
   const batch = plans.length;
   const coordinates: SuperWeightCoordinate[] = [];
   const layers = perLayer.map((coords) => {
-    const list = [...coords.values()];
-    const slot = new Map([...coords.keys()].map((id, k) => [id, k]));
-    coordinates.push(...list.map(({ layer, row, col }) => ({ layer, row, col })));
+    const list = [...coords.values()].map(({ layer, row, col }) => ({ layer, row, col }));
+    coordinates.push(...list);
     const factors = new Float32Array(batch * list.length);
-    plans.forEach((plan, b) => {
-      for (const e of plan.entries) {
-        const k = slot.get(coordinateId(e));
-        if (k !== undefined) factors[b * list.length + k] = (e.scale - 1) * weightValue(e);
-      }
+    rowScales.forEach((scales, b) => {
+      list.forEach((c, k) => {
+        const id = coordinateId(c);
+        const scale = scales.get(id) ?? (knownIds.has(id) ? 1 : undefined);
+        if (scale !== undefined) factors[b * list.length + k] = scale * values.original(c) - values.inGraph(c);
+      });
     });
     return {
       rows: BigInt64Array.from(list, (c) => BigInt(c.row)),

@@ -21,7 +21,11 @@ port.on('message', (message: WorkerInbound) => {
 
 async function main(): Promise<void> {
   try {
-    const options: EngineOptions = { ...(workerData as EngineOptions), onWarning: (message) => post({ type: 'warning', message }) };
+    const options: EngineOptions = {
+      ...(workerData as EngineOptions),
+      onWarning: (message) => post({ type: 'warning', message }),
+      onLog: (message) => post({ type: 'log', message }),
+    };
     engine = await EngineCore.load(options, (update) => post({ type: 'update', ...update }));
   } catch (err) {
     post({ type: 'load-error', message: (err as Error).message });

@@ -3,7 +3,11 @@
 // and activation taps around every down_proj.
 import type { LayerLayout } from './architectures/layout.js';
 import type { Checkpoint } from './checkpoint.js';
-import { linear, norm, toCompute, weight, type ComputeDtype, type GraphContext } from './graph-context.js';
+import { norm, toCompute, weight, type ComputeDtype, type GraphContext } from './graph-context.js';
+// Every linear layer goes through linearLayer: MatMulNBits for quantized weights, else the float `linear`.
+import { linearLayer as linear } from './quantized-linear.js';
+import type { QuantizedWeights } from './quantize/quantized-cache.js';
+import type { ComputePrecision } from './quantize/weight-format.js';
 import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue } from './graph-io.js';
 import { addInstrumentationInputs, addTapOutputs, switchAndTap, type Instrumentation } from './instrumentation.js';
 import { GraphBuilder } from './onnx-graph.js';
@@ -13,6 +17,10 @@ export interface DecoderGraphOptions {
   computeDtype: ComputeDtype;
   /** Switch inputs and tap outputs; off only to measure what they cost. */
   instrument: boolean;
+  /** Linear layers from this quantized copy (MatMulNBits), computed as `compute` says. */
+  quantized?: { weights: QuantizedWeights; compute: ComputePrecision };
+  /** Build only the first `layers` layers and their taps, no logits (a cheap reference run of early layers). */
+  layers?: number;
 }
 
 export interface DecoderGraph {
@@ -20,6 +28,12 @@ export interface DecoderGraph {
   computeDtype: ComputeDtype;
   instrumented: boolean;
   nodeCount: number;
+  /** Layers built (all, unless truncated); the graph has KV inputs and outputs for these. */
+  layers: number;
+  /** Has logits outputs (a truncated graph has only taps). */
+  logits: boolean;
+  /** The folder onnxruntime resolves external data in: the checkpoint's, or the quantized copy's. */
+  externalDataFolder: string;
 }
 
 // Opset 17: LayerNormalization and ScatterElements(reduction=add) exist, and reduce ops still take
@@ -33,8 +47,10 @@ interface Rope {
 
 export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphOptions): DecoderGraph {
   const g = new GraphBuilder();
-  const ctx: GraphContext = { g, checkpoint, dtype: options.computeDtype, weights: new Map() };
+  const ctx: GraphContext = { g, checkpoint, dtype: options.computeDtype, weights: new Map(), quantized: options.quantized };
   const { spec, layout } = checkpoint;
+  const layers = Math.min(options.layers ?? spec.numLayers, spec.numLayers);
+  const truncated = layers < spec.numLayers;
 
   const inputIds = g.input(INPUT.inputIds, 'int64', ['batch', 'tokens']);
   const positionIds = g.input(INPUT.positionIds, 'int64', ['batch', 'tokens']);
@@ -46,7 +62,7 @@ export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphO
   const inst = options.instrument ? addInstrumentationInputs(ctx, positionIds) : undefined;
 
   let hidden = g.op('Gather', [weight(ctx, layout.embedTokens), inputIds], { axis: 0 });
-  layout.layers.forEach((layer, l) => {
+  layout.layers.slice(0, layers).forEach((layer, l) => {
     hidden = g.scoped(`layers.${l}`, () => {
       const attn = g.scoped('self_attn', () =>
         attention(ctx, norm(ctx, layout.norm, hidden, layer.inputNorm, spec.normEps), layer, l, rope, mask),
@@ -57,22 +73,32 @@ export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphO
     });
   });
 
-  // Only the requested positions go through the final norm and the vocabulary projection.
-  const flat = g.op('Reshape', [hidden, g.int64s([-1, spec.hiddenSize])]);
-  const selected = g.op('Gather', [flat, logitsIndex], { axis: 0 });
-  const finalHidden = norm(ctx, layout.norm, selected, layout.finalNorm, spec.normEps);
-  const logits = linear(ctx, finalHidden, layout.lmHead ?? layout.embedTokens);
-  const logits32 = ctx.dtype === 'float32' ? logits : g.op('Cast', [logits], { to: 1 });
-  g.output(logits32, OUTPUT.logits, 'float32', ['logit_rows', spec.vocabSize]);
-  g.output(g.op('ReduceLogSumExp', [logits32], { axes: [-1], keepdims: 0 }), OUTPUT.logitsLogSumExp, 'float32', ['logit_rows']);
-  if (inst) addTapOutputs(ctx, inst, spec.numLayers);
+  if (!truncated) {
+    // Only the requested positions go through the final norm and the vocabulary projection.
+    const flat = g.op('Reshape', [hidden, g.int64s([-1, spec.hiddenSize])]);
+    const selected = g.op('Gather', [flat, logitsIndex], { axis: 0 });
+    const finalHidden = norm(ctx, layout.norm, selected, layout.finalNorm, spec.normEps);
+    const logits = linear(ctx, finalHidden, layout.lmHead ?? layout.embedTokens);
+    const logits32 = ctx.dtype === 'float32' ? logits : g.op('Cast', [logits], { to: 1 });
+    g.output(logits32, OUTPUT.logits, 'float32', ['logit_rows', spec.vocabSize]);
+    g.output(g.op('ReduceLogSumExp', [logits32], { axes: [-1], keepdims: 0 }), OUTPUT.logitsLogSumExp, 'float32', ['logit_rows']);
+  }
+  if (inst) addTapOutputs(ctx, inst, layers);
 
   const bytes = g.toModelBytes({
     opset: DECODER_OPSET,
     producerName: 'swserve',
     metadata: { architecture: spec.architecture, instrumented: String(options.instrument), compute_dtype: options.computeDtype },
   });
-  return { bytes, computeDtype: options.computeDtype, instrumented: options.instrument, nodeCount: g.nodeCount };
+  return {
+    bytes,
+    computeDtype: options.computeDtype,
+    instrumented: options.instrument,
+    nodeCount: g.nodeCount,
+    layers,
+    logits: !truncated,
+    externalDataFolder: options.quantized?.weights.dir ?? checkpoint.dir,
+  };
 }
 
 /** cos/sin tables [B, 1, T, D] in the rotate_half layout ([freqs, freqs]). */

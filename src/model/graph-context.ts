@@ -4,6 +4,8 @@ import type { Checkpoint } from './checkpoint.js';
 import type { NormKind } from './architectures/layout.js';
 import { GraphBuilder, onnxDataTypeCode, type OnnxDataType } from './onnx-graph.js';
 import type { SafetensorsDtype } from './safetensors.js';
+import type { QuantizedWeights } from './quantize/quantized-cache.js';
+import type { ComputePrecision } from './quantize/weight-format.js';
 
 export type ComputeDtype = 'float32' | 'float16';
 
@@ -13,6 +15,8 @@ export interface GraphContext {
   dtype: ComputeDtype;
   /** Weight name -> value name in compute dtype, so tied embeddings load once. */
   weights: Map<string, string>;
+  /** A quantized copy: its MatMulNBits weights, and the float tensors it carries in place of the checkpoint's. */
+  quantized?: { weights: QuantizedWeights; compute: ComputePrecision };
 }
 
 const SAFETENSORS_TO_ONNX: Record<SafetensorsDtype, OnnxDataType> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
@@ -21,7 +25,7 @@ const SAFETENSORS_TO_ONNX: Record<SafetensorsDtype, OnnxDataType> = { F32: 'floa
 export function weight(ctx: GraphContext, name: string): string {
   const cached = ctx.weights.get(name);
   if (cached) return cached;
-  const entry = ctx.checkpoint.tensors.get(name);
+  const entry = ctx.quantized?.weights.float.get(name) ?? ctx.checkpoint.tensors.get(name);
   if (!entry) throw new Error(`checkpoint has no tensor ${name}`);
   const stored = SAFETENSORS_TO_ONNX[entry.dtype];
   const init = ctx.g.externalInitializer(name, {

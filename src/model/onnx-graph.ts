@@ -20,7 +20,7 @@ import {
 } from 'onnx-buf';
 import type { AttributeProto, NodeProto, TensorProto, ValueInfoProto } from 'onnx-buf';
 
-export type OnnxDataType = 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'bool';
+export type OnnxDataType = 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
 
 const DATA_TYPE_CODES: Record<OnnxDataType, TensorProto_DataType> = {
   float32: TensorProto_DataType.FLOAT,
@@ -28,6 +28,7 @@ const DATA_TYPE_CODES: Record<OnnxDataType, TensorProto_DataType> = {
   bfloat16: TensorProto_DataType.BFLOAT16,
   int64: TensorProto_DataType.INT64,
   int32: TensorProto_DataType.INT32,
+  uint8: TensorProto_DataType.UINT8,
   bool: TensorProto_DataType.BOOL,
 };
 
@@ -74,6 +75,8 @@ export class GraphBuilder {
   private readonly outputs: ValueInfoProto[] = [];
   private readonly initializers: TensorProto[] = [];
   private readonly names = new Set<string>();
+  /** Operator domains other than the default one that nodes use (e.g. com.microsoft), each needing an opset import. */
+  private readonly domains = new Set<string>();
   private counter = 0;
   private prefix = '';
 
@@ -108,6 +111,7 @@ export class GraphBuilder {
     const base = this.freshName(opType);
     const outputs = Array.from({ length: outputCount }, (_, i) => (i === 0 ? base : `${base}:${i}`));
     for (const out of outputs.slice(1)) this.claim(out);
+    if (domain !== '') this.domains.add(domain);
     this.nodes.push(
       create(NodeProtoSchema, {
         opType,
@@ -170,7 +174,10 @@ export class GraphBuilder {
     const model = create(ModelProtoSchema, {
       irVersion: IR_VERSION,
       producerName: options.producerName,
-      opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: BigInt(options.opset) })],
+      opsetImport: [
+        create(OperatorSetIdProtoSchema, { domain: '', version: BigInt(options.opset) }),
+        ...[...this.domains].map((domain) => create(OperatorSetIdProtoSchema, { domain, version: BigInt(CONTRIB_OPSETS[domain] ?? 1) })),
+      ],
       graph,
       metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) =>
         create(StringStringEntryProtoSchema, { key, value }),
@@ -193,6 +200,9 @@ export class GraphBuilder {
     this.names.add(name);
   }
 }
+
+// onnxruntime's contrib operators (com.microsoft) are all version 1.
+const CONTRIB_OPSETS: Record<string, number> = { 'com.microsoft': 1 };
 
 // IR version 8 pairs with opsets up to 18 (onnx/docs/Versioning.md); onnxruntime 1.30 reads up to 11.
 const IR_VERSION = 8n;
@@ -249,6 +259,8 @@ function rawBytes(tensor: InlineTensor): Uint8Array<ArrayBuffer> {
       return new Uint8Array(BigInt64Array.from(values as ArrayLike<bigint>, (v) => BigInt(v)).buffer);
     case 'int32':
       return new Uint8Array(Int32Array.from(values as ArrayLike<number>).buffer);
+    case 'uint8':
+      return Uint8Array.from(values as ArrayLike<number>);
     case 'bool':
       return Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
     default:

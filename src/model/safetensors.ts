@@ -110,10 +110,16 @@ export function readTensorElement(modelDir: string, entry: TensorEntry, flatInde
 
 /** Reads a whole tensor as float32 (for analysis such as ranking weights, not for serving). */
 export function readTensorAsFloat32(modelDir: string, entry: TensorEntry): Float32Array {
-  const bytes = Buffer.alloc(entry.byteLength);
+  return readTensorRows(modelDir, entry, 0, entry.shape[0] ?? 1);
+}
+
+/** Rows [first, first + count) of a tensor (its first dimension) as float32, so large tensors can be streamed. */
+export function readTensorRows(modelDir: string, entry: TensorEntry, first: number, count: number): Float32Array {
+  const rowBytes = entry.shape.length === 0 ? entry.byteLength : entry.byteLength / entry.shape[0]!;
+  const bytes = Buffer.alloc(rowBytes * count);
   const fd = fs.openSync(path.join(modelDir, entry.file), 'r');
   try {
-    fs.readSync(fd, bytes, 0, entry.byteLength, entry.offset);
+    fs.readSync(fd, bytes, 0, bytes.length, entry.offset + first * rowBytes);
   } finally {
     fs.closeSync(fd);
   }
@@ -122,20 +128,30 @@ export function readTensorAsFloat32(modelDir: string, entry: TensorEntry): Float
 
 function decodeElements(bytes: Buffer, dtype: SafetensorsDtype): Float32Array {
   const count = bytes.length / DTYPE_BYTES[dtype];
+  // Typed-array views read little-endian on every platform onnxruntime-node ships for; a Buffer
+  // from a pool may sit at an offset that is not a multiple of 4, so copy it when it does.
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : Uint8Array.from(bytes);
+  if (dtype === 'F32') return new Float32Array(aligned.buffer, aligned.byteOffset, count);
+  const halves = new Uint16Array(aligned.buffer, aligned.byteOffset, count);
   const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    if (dtype === 'F32') out[i] = bytes.readFloatLE(i * 4);
-    else if (dtype === 'BF16') out[i] = bf16ToFloat(bytes.readUInt16LE(i * 2));
-    else out[i] = f16ToFloat(bytes.readUInt16LE(i * 2));
+  if (dtype === 'BF16') {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) bits[i] = halves[i]! << 16;
+  } else {
+    const table = f16Table();
+    for (let i = 0; i < count; i++) out[i] = table[halves[i]!]!;
   }
   return out;
 }
 
-const scratch = new DataView(new ArrayBuffer(4));
-
-function bf16ToFloat(bits: number): number {
-  scratch.setUint32(0, bits << 16);
-  return scratch.getFloat32(0);
+let f16Values: Float32Array | undefined;
+/** Every float16 bit pattern's value, built once (256 KiB), so decoding is one lookup per element. */
+function f16Table(): Float32Array {
+  if (!f16Values) {
+    f16Values = new Float32Array(65536);
+    for (let bits = 0; bits < 65536; bits++) f16Values[bits] = f16ToFloat(bits);
+  }
+  return f16Values;
 }
 
 function f16ToFloat(bits: number): number {

@@ -7,6 +7,8 @@ import { BatchKvCache } from '../../src/engine/kv-cache.js';
 import type { GenerationRequest } from '../../src/engine/protocol.js';
 import { analysisRequest } from '../../src/superweights/engine-run.js';
 import { createModelSession, type ModelSession, type StepTaps } from '../../src/engine/session.js';
+import { prepareServedWeights, type ServedWeights } from '../../src/engine/served-weights.js';
+import type { WeightOptions } from '../../src/model/quantize/weight-format.js';
 import { packStep } from '../../src/engine/step-batch.js';
 import { ORIGINAL_SWITCH, type SuperWeightCoordinate, type SwitchPlan } from '../../src/model/switch-plan.js';
 
@@ -21,24 +23,39 @@ export interface LogitsRun {
 export interface HarnessSession {
   checkpoint: Checkpoint;
   session: ModelSession;
+  served: ServedWeights;
   /** Prefill `prompt`, then feed `continuation` one token per step. */
   run(prompt: number[], continuation: number[], plan?: SwitchPlan, known?: SuperWeightCoordinate[]): Promise<LogitsRun>;
   release(): Promise<void>;
 }
 
-export async function openHarness(modelDir: string, instrument = true, computeDtype: ComputeDtype = 'float32'): Promise<HarnessSession> {
+/** Weights other than the checkpoint's float32: a precision and the super weights a quantized copy protects. */
+export interface HarnessWeights {
+  options: Partial<WeightOptions>;
+  knownSuperWeights: SuperWeightCoordinate[];
+}
+
+export async function openHarness(modelDir: string, instrument = true, computeDtype: ComputeDtype = 'float32', weights?: HarnessWeights): Promise<HarnessSession> {
   const checkpoint = openCheckpoint(modelDir);
-  const session = await createModelSession(checkpoint, { device: { kind: 'cpu' }, instrument, computeDtype });
+  const served = prepareServedWeights({
+    checkpoint,
+    options: weights?.options ?? { precision: computeDtype },
+    device: { kind: 'cpu' },
+    knownSuperWeights: weights?.knownSuperWeights ?? [],
+  });
+  const session = await createModelSession(checkpoint, { device: { kind: 'cpu' }, instrument, computeDtype: served.computeDtype, quantized: served.quantized });
   const { spec } = checkpoint;
-  const weightValue = (c: SuperWeightCoordinate): number => {
+  const original = (c: SuperWeightCoordinate): number => {
     const entry = checkpoint.tensors.get(checkpoint.layout.layers[c.layer]!.down)!;
     return readTensorElement(checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
   };
+  const switchValues = { original, inGraph: (c: SuperWeightCoordinate) => served.inGraph(c, original(c)) };
   return {
     checkpoint,
     session,
+    served,
     async run(prompt, continuation, plan = ORIGINAL_SWITCH, known = []) {
-      const ctx = { numLayers: spec.numLayers, slidingWindow: spec.slidingWindow, knownSuperWeights: known, weightValue };
+      const ctx = { numLayers: spec.numLayers, slidingWindow: spec.slidingWindow, knownSuperWeights: known, switchValues };
       const kv = BatchKvCache.empty(
         { numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: computeDtype },
         ['row'],

@@ -1,0 +1,114 @@
+// The weights a session serves, settled at load: float32 or float16 from the checkpoint, or a
+// quantized copy (made now or taken from the cache); what the graph holds at each switchable
+// coordinate; and the facts /v1/models reports (precision, block size, protected weights, bytes).
+import { parameterCount, type Checkpoint } from '../model/checkpoint.js';
+import type { ComputeDtype } from '../model/graph-context.js';
+import { openQuantizedWeights, type CacheState, type QuantizedWeights } from '../model/quantize/quantized-cache.js';
+import type { QuantizeProgress } from '../model/quantize/quantized-copy.js';
+import {
+  computePrecision,
+  isQuantized,
+  kernelBlockSize,
+  quantizationSettings,
+  weightOptionProblems,
+  type ComputePrecision,
+  type QuantScheme,
+  type WeightOptions,
+  type WeightsPrecision,
+} from '../model/quantize/weight-format.js';
+import { DTYPE_BYTES } from '../model/safetensors.js';
+import { coordinateId, type SuperWeightCoordinate } from '../model/switch-plan.js';
+import type { DeviceRequest } from './device.js';
+
+/** What /v1/models and the CLI report about the served weights. */
+export interface WeightsInfo {
+  precision: WeightsPrecision;
+  /** Arithmetic of the linear layers: float32/float16, or int8 activations in MatMulNBits. */
+  compute: ComputePrecision | 'float16';
+  blockSize: number | null;
+  /** The block MatMulNBits runs (block sizes above 256 run as 256 with the scale repeated). */
+  kernelBlockSize: number | null;
+  scheme: QuantScheme | null;
+  quantizeLmHead: boolean;
+  clipOutliers: number | null;
+  /** Super weights left out of their blocks and restored exactly through the switch. */
+  protectedSuperWeights: string[];
+  /** Bytes of the weights as the session holds them (quantized codes, scales and zero points, float tensors in compute dtype). */
+  bytes: number;
+  /** The quantized copy: where it is and whether this load made it. */
+  cache: { dir: string; state: CacheState; reason?: string; quantizeMs: number } | null;
+}
+
+export interface ServedWeights {
+  info: WeightsInfo;
+  /** Graph compute dtype, or undefined for the device's default. */
+  computeDtype?: ComputeDtype;
+  quantized?: { weights: QuantizedWeights; compute: ComputePrecision };
+  /** The value the graph's down_proj holds at a coordinate, given the checkpoint's value there. */
+  inGraph(c: SuperWeightCoordinate, original: number): number;
+}
+
+export interface ServedWeightsInput {
+  checkpoint: Checkpoint;
+  options: Partial<WeightOptions>;
+  device: DeviceRequest;
+  knownSuperWeights: readonly SuperWeightCoordinate[];
+  log?: (message: string) => void;
+  onProgress?: QuantizeProgress;
+}
+
+export function prepareServedWeights(input: ServedWeightsInput): ServedWeights {
+  const { checkpoint, device } = input;
+  const options: WeightOptions = {
+    blockSize: 32,
+    scheme: 'symmetric',
+    protectSuperWeights: true,
+    quantizeLmHead: false,
+    ...input.options,
+    precision: input.options.precision ?? (device.kind === 'cuda' ? 'float16' : 'float32'),
+  };
+  const problems = weightOptionProblems(options);
+  if (problems.length > 0) throw new Error(problems.join('; '));
+  const plain = { blockSize: null, kernelBlockSize: null, scheme: null, quantizeLmHead: false, clipOutliers: null, protectedSuperWeights: [], cache: null };
+  if (!isQuantized(options.precision)) {
+    const dtype: ComputeDtype = options.precision === 'float16' ? 'float16' : 'float32';
+    return {
+      info: { precision: options.precision, compute: dtype, ...plain, bytes: floatBytes(checkpoint, dtype) },
+      computeDtype: input.options.precision ? dtype : undefined,
+      inGraph: (_c, original) => original,
+    };
+  }
+  if (device.kind !== 'cpu') throw new Error(`--weights ${options.precision} runs on CPU only (onnxruntime's MatMulNBits); use --device cpu`);
+  const settings = quantizationSettings(options, input.knownSuperWeights);
+  const weights = openQuantizedWeights(checkpoint, settings, { cacheDir: options.cacheDir, log: input.log, onProgress: input.onProgress });
+  const compute = computePrecision(options);
+  const downNames = checkpoint.layout.layers.map((layer) => layer.down);
+  return {
+    info: {
+      precision: options.precision,
+      compute,
+      blockSize: options.blockSize,
+      kernelBlockSize: kernelBlockSize(options.blockSize),
+      scheme: options.scheme,
+      quantizeLmHead: options.quantizeLmHead,
+      clipOutliers: options.clipOutliers ?? null,
+      protectedSuperWeights: settings.protectedWeights.map(coordinateId),
+      bytes: quantizedBytes(weights),
+      cache: { dir: weights.dir, state: weights.cache.state, reason: weights.cache.reason, quantizeMs: weights.manifest.quantizeMs },
+    },
+    computeDtype: 'float32',
+    quantized: { weights, compute },
+    inGraph: (c) => weights.elementValue(downNames[c.layer]!, c.row, c.col),
+  };
+}
+
+function floatBytes(checkpoint: Checkpoint, dtype: ComputeDtype): number {
+  return parameterCount(checkpoint) * (dtype === 'float16' ? 2 : 4);
+}
+
+/** Quantized regions as stored, float tensors as the float32 graph casts them. */
+function quantizedBytes(weights: QuantizedWeights): number {
+  const quantized = weights.manifest.quantized.reduce((sum, t) => sum + t.codes.length + t.scales.length + (t.zeroPoints?.length ?? 0), 0);
+  const float = weights.manifest.float.reduce((sum, t) => sum + (t.data.length / DTYPE_BYTES[t.dtype]) * 4, 0);
+  return quantized + float;
+}

@@ -1,0 +1,45 @@
+// Linear layers whose weights are block-quantized: onnxruntime's com.microsoft.MatMulNBits reads
+// the codes, scales and zero points of a quantized copy (src/model/quantize/) and computes y = x W^T
+// with W dequantized per block; float weights go through the plain `linear`.
+import { linear, weight, type GraphContext } from './graph-context.js';
+import { blockLayout } from './quantize/block-quantizer.js';
+import type { QuantizedTensorRecord } from './quantize/quantized-manifest.js';
+
+// MatMulNBits' accuracy_level: 0 keeps activations float32; 4 quantizes them to int8 per block,
+// which is what onnxruntime's fast CPU kernels need for 8-bit weights (others fall back to
+// dequantizing all of B on every run).
+const ACCURACY_FLOAT32 = 0;
+const ACCURACY_INT8 = 4;
+
+/** y = x W^T (+ b), through MatMulNBits when the weight is quantized. */
+export function linearLayer(ctx: GraphContext, x: string, weightName: string, biasName?: string): string {
+  const quantized = ctx.quantized?.weights.quantized.get(weightName);
+  if (!quantized) return linear(ctx, x, weightName, biasName);
+  const y = matMulNBits(ctx, x, quantized);
+  return biasName ? ctx.g.op('Add', [y, weight(ctx, biasName)]) : y;
+}
+
+function matMulNBits(ctx: GraphContext, x: string, t: QuantizedTensorRecord): string {
+  const { g } = ctx;
+  const { dataFile } = ctx.quantized!.weights.manifest;
+  const layout = blockLayout(t.k, t.bits, t.blockSize);
+  const codes = g.externalInitializer(`${t.name}.codes`, {
+    dtype: 'uint8',
+    dims: [t.rows, layout.blocksPerRow, layout.blobBytes],
+    location: dataFile,
+    ...t.codes,
+  });
+  const scales = g.externalInitializer(`${t.name}.scales`, { dtype: 'float32', dims: [t.rows, layout.blocksPerRow], location: dataFile, ...t.scales });
+  const inputs = [x, codes, scales];
+  if (t.zeroPoints) {
+    inputs.push(g.externalInitializer(`${t.name}.zero_points`, { dtype: 'uint8', dims: [t.rows * layout.zeroPointBytesPerRow], location: dataFile, ...t.zeroPoints }));
+  }
+  const attrs = {
+    K: t.k,
+    N: t.rows,
+    bits: t.bits,
+    block_size: layout.kernelBlock,
+    accuracy_level: ctx.quantized!.compute === 'int8' ? ACCURACY_INT8 : ACCURACY_FLOAT32,
+  };
+  return g.node('MatMulNBits', inputs, attrs, 1, 'com.microsoft')[0]!;
+}

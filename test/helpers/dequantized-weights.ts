@@ -1,0 +1,55 @@
+// The weights a quantized copy stands for, decoded from its data file: the reference forward pass
+// run on these checks the MatMulNBits wiring number by number.
+import fs from 'node:fs';
+import path from 'node:path';
+import { blockLayout, dequantizeRows } from '../../src/model/quantize/block-quantizer.js';
+import type { QuantizedWeights } from '../../src/model/quantize/quantized-cache.js';
+import type { SuperWeightCoordinate } from '../../src/model/switch-plan.js';
+import type { TinyCheckpoint, WeightTensor } from './tiny-checkpoint.js';
+
+/**
+ * The checkpoint's weights with every quantized tensor replaced by its dequantized values, and the
+ * given coordinates (the super weights the switch keeps exact) set back to the checkpoint's value.
+ */
+export function dequantizedCheckpoint(ckpt: TinyCheckpoint, quantized: QuantizedWeights, exact: readonly SuperWeightCoordinate[] = []): TinyCheckpoint {
+  const data = fs.readFileSync(path.join(quantized.dir, quantized.manifest.dataFile));
+  const slice = (r: { offset: number; length: number }): Uint8Array => Uint8Array.from(data.subarray(r.offset, r.offset + r.length));
+  const weights = new Map<string, WeightTensor>(ckpt.weights);
+  for (const t of quantized.manifest.quantized) {
+    const layout = blockLayout(t.k, t.bits, t.blockSize);
+    const scales = slice(t.scales);
+    const values = dequantizeRows(
+      { codes: slice(t.codes), scales: new Float32Array(scales.buffer, 0, scales.length / 4), zeroPoints: t.zeroPoints ? slice(t.zeroPoints) : undefined },
+      t.rows,
+      layout,
+      quantized.manifest.scheme,
+    );
+    weights.set(t.name, { shape: [t.rows, t.k], data: values });
+  }
+  for (const c of exact) {
+    const name = `model.layers.${c.layer}.mlp.down_proj.weight`;
+    const original = ckpt.weights.get(name)!;
+    const copy = Float32Array.from(weights.get(name)!.data);
+    copy[c.row * original.shape[1]! + c.col] = original.data[c.row * original.shape[1]! + c.col]!;
+    weights.set(name, { shape: original.shape, data: copy });
+  }
+  return { ...ckpt, weights };
+}
+
+/** KL(p || q) of two logit vectors, in nats. */
+export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>): number {
+  const lp = logSoftmax(p);
+  const lq = logSoftmax(q);
+  let kl = 0;
+  for (let i = 0; i < lp.length; i++) kl += Math.exp(lp[i]!) * (lp[i]! - lq[i]!);
+  return kl;
+}
+
+function logSoftmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]!);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from({ length: logits.length }, (_, i) => logits[i]! - lse);
+}
