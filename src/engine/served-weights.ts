@@ -8,7 +8,6 @@ import type { QuantizeProgress } from '../model/quantize/quantized-copy.js';
 import {
   computePrecision,
   isQuantized,
-  kernelBlockSize,
   quantizationSettings,
   weightOptionProblems,
   type ComputePrecision,
@@ -26,8 +25,10 @@ export interface WeightsInfo {
   /** Arithmetic of the linear layers: float32/float16, or int8 activations in MatMulNBits. */
   compute: ComputePrecision | 'float16';
   blockSize: number | null;
-  /** The block MatMulNBits runs (block sizes above 256 run as 256 with the scale repeated). */
-  kernelBlockSize: number | null;
+  /** The blocks MatMulNBits runs (at most 256; a larger block runs as pieces that carry its scale). */
+  kernelBlockSizes: number[];
+  /** Linear weights whose blocks no kernel block fits inside, served as float32 after a quantize-dequantize round trip. */
+  roundTripTensors: number;
   scheme: QuantScheme | null;
   quantizeLmHead: boolean;
   clipOutliers: number | null;
@@ -69,7 +70,7 @@ export function prepareServedWeights(input: ServedWeightsInput): ServedWeights {
   };
   const problems = weightOptionProblems(options);
   if (problems.length > 0) throw new Error(problems.join('; '));
-  const plain = { blockSize: null, kernelBlockSize: null, scheme: null, quantizeLmHead: false, clipOutliers: null, protectedSuperWeights: [], cache: null };
+  const plain = { blockSize: null, kernelBlockSizes: [], roundTripTensors: 0, scheme: null, quantizeLmHead: false, clipOutliers: null, protectedSuperWeights: [], cache: null };
   if (!isQuantized(options.precision)) {
     const dtype: ComputeDtype = options.precision === 'float16' ? 'float16' : 'float32';
     return {
@@ -88,7 +89,8 @@ export function prepareServedWeights(input: ServedWeightsInput): ServedWeights {
       precision: options.precision,
       compute,
       blockSize: options.blockSize,
-      kernelBlockSize: kernelBlockSize(options.blockSize),
+      kernelBlockSizes: [...new Set(weights.manifest.quantized.map((t) => t.kernelBlock))].sort((a, b) => a - b),
+      roundTripTensors: weights.manifest.float.filter((t) => t.roundTrip).length,
       scheme: options.scheme,
       quantizeLmHead: options.quantizeLmHead,
       clipOutliers: options.clipOutliers ?? null,

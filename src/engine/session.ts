@@ -7,7 +7,7 @@ import type { ComputeDtype } from '../model/graph-context.js';
 import type { QuantizedWeights } from '../model/quantize/quantized-cache.js';
 import type { ComputePrecision } from '../model/quantize/weight-format.js';
 import type { DeviceRequest } from './device.js';
-import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue, switchCols, switchFactors, switchRows } from '../model/graph-io.js';
+import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue, switchCols, switchFactors, switchRestoreFactors, switchRows } from '../model/graph-io.js';
 
 /** KV elements as the graph holds them: float32, or float16 bits on CUDA. */
 export type KvData = Float32Array | Uint16Array;
@@ -29,8 +29,8 @@ export interface StepFeeds {
   tokenMask: Float32Array;
   restorePosition: BigInt64Array;
   past: LayerKv[];
-  /** Per layer: switched coordinates and [B, K] factors. */
-  switches: { rows: BigInt64Array; cols: BigInt64Array; factors: Float32Array }[];
+  /** Per layer: switched coordinates, [B, K] factors and the [K] factors at restore positions. */
+  switches: { rows: BigInt64Array; cols: BigInt64Array; factors: Float32Array; restoreFactors: Float32Array }[];
 }
 
 export interface StepTaps {
@@ -138,6 +138,7 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
           feeds[switchRows(l)] = new ort.Tensor('int64', s.rows, [s.rows.length]);
           feeds[switchCols(l)] = new ort.Tensor('int64', s.cols, [s.cols.length]);
           feeds[switchFactors(l)] = new ort.Tensor('float32', s.factors, [f.batch, s.rows.length]);
+          feeds[switchRestoreFactors(l)] = new ort.Tensor('float32', s.restoreFactors, [s.rows.length]);
         });
       }
       const out = await session.run(feeds);

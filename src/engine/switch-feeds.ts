@@ -4,13 +4,15 @@
 // (its scale s times the checkpoint's value W) minus what the graph's down_proj holds (G). G is W
 // on float graphs, 0 for a super weight a quantized copy protects, the dequantized value for other
 // quantized coordinates. Known super weights take s = 1 in rows that do not switch them, so "on"
-// always means the checkpoint's value; other coordinates are left as the graph holds them.
+// always means the checkpoint's value; other coordinates are left as the graph holds them. A row's
+// restore position takes the original model's factors (1 * W - G for known super weights).
 import { coordinateId, type SuperWeightCoordinate, type SwitchPlan } from '../model/switch-plan.js';
 
 export interface LayerSwitchFeeds {
   rows: BigInt64Array;
   cols: BigInt64Array;
   factors: Float32Array;
+  restoreFactors: Float32Array;
 }
 
 export interface SwitchFeeds {
@@ -44,18 +46,20 @@ export function buildSwitchFeeds(
   const layers = perLayer.map((coords) => {
     const list = [...coords.values()].map(({ layer, row, col }) => ({ layer, row, col }));
     coordinates.push(...list);
+    const factor = (c: SuperWeightCoordinate, scale: number): number => scale * values.original(c) - values.inGraph(c);
     const factors = new Float32Array(batch * list.length);
     rowScales.forEach((scales, b) => {
       list.forEach((c, k) => {
         const id = coordinateId(c);
         const scale = scales.get(id) ?? (knownIds.has(id) ? 1 : undefined);
-        if (scale !== undefined) factors[b * list.length + k] = scale * values.original(c) - values.inGraph(c);
+        if (scale !== undefined) factors[b * list.length + k] = factor(c, scale);
       });
     });
     return {
       rows: BigInt64Array.from(list, (c) => BigInt(c.row)),
       cols: BigInt64Array.from(list, (c) => BigInt(c.col)),
       factors,
+      restoreFactors: Float32Array.from(list, (c) => (knownIds.has(coordinateId(c)) ? factor(c, 1) : 0)),
     };
   });
   const restorePosition = BigInt64Array.from(plans, (p) => BigInt(p.restoreActivation ? p.activationPosition : -1));

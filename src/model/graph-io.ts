@@ -42,8 +42,10 @@ export const presentValue = (layer: number): string => `present.${layer}.value`;
 export const switchRows = (layer: number): string => `switch.${layer}.rows`;
 /** int64 [K_l]: input channels (HF column). */
 export const switchCols = (layer: number): string => `switch.${layer}.cols`;
-/** float32 [B, K_l]: (scale - 1) * W[row, col] per batch row; 0 leaves the weight as it is. */
+/** float32 [B, K_l]: scale * W[row, col] - (the graph's value there) per batch row; 0 leaves the weight as the graph holds it. */
 export const switchFactors = (layer: number): string => `switch.${layer}.factors`;
+/** float32 [K_l]: the factors at a row's restore position, where the weight is as in the original model (0 on float graphs). */
+export const switchRestoreFactors = (layer: number): string => `switch.${layer}.restore_factors`;
 
 // Additive mask value: finite so a fully masked row can never produce NaN, and exp() of it is exactly 0 in float32.
 export const MASKED = -1e9;

@@ -1,12 +1,15 @@
 // The super-weight switch and the activation taps, built around each layer's unchanged down_proj.
-// Switch: y[t, r] += (s - 1) * W[r, c] * x[t, c], an exact rank-K correction (super-weights.md);
+// Switch: y[t, r] += (s * W[r, c] - G[r, c]) * x[t, c], an exact rank-K correction (super-weights.md;
+// G is what the graph holds: W on float graphs, 0 or the dequantized value on quantized ones);
 // taps: per-row maxima reduced in the graph so only [B, L]-sized tensors leave it.
-import { OUTPUT, INPUT, switchCols, switchFactors, switchRows } from './graph-io.js';
+import { OUTPUT, INPUT, switchCols, switchFactors, switchRestoreFactors, switchRows } from './graph-io.js';
 import { scalar, toCompute, toFloat32, type GraphContext } from './graph-context.js';
 
 export interface Instrumentation {
   /** [B, T, 1]: 0 at the row's restore position, 1 elsewhere. */
   keep: string;
+  /** [B, T, 1]: 1 at the row's restore position, 0 elsewhere. */
+  atRestore: string;
   /** [B, T, 1]: 1 for real tokens, 0 for padding. */
   tokenMask: string;
   inMax: string[];
@@ -20,11 +23,12 @@ export interface Instrumentation {
 export function addInstrumentationInputs(ctx: GraphContext, positionIds: string): Instrumentation {
   const { g } = ctx;
   const restore = g.input(INPUT.restorePosition, 'int64', ['batch']);
-  const atRestore = g.op('Equal', [positionIds, g.op('Unsqueeze', [restore, g.int64s([1])])]);
-  const keep = g.op('Sub', [scalar(ctx, 1), toCompute(ctx, g.op('Cast', [atRestore], { to: 1 }))]);
+  const isRestore = g.op('Equal', [positionIds, g.op('Unsqueeze', [restore, g.int64s([1])])]);
+  const atRestore = g.op('Unsqueeze', [toCompute(ctx, g.op('Cast', [isRestore], { to: 1 })), g.int64s([2])]);
   const mask = g.input(INPUT.tokenMask, 'float32', ['batch', 'tokens']);
   return {
-    keep: g.op('Unsqueeze', [keep, g.int64s([2])]),
+    keep: g.op('Sub', [scalar(ctx, 1), atRestore]),
+    atRestore,
     tokenMask: toCompute(ctx, g.op('Unsqueeze', [mask, g.int64s([2])])),
     inMax: [],
     inArg: [],
@@ -41,9 +45,12 @@ export function switchAndTap(ctx: GraphContext, inst: Instrumentation, layer: nu
   const rows = g.input(switchRows(layer), 'int64', [`switch_${layer}`]);
   const cols = g.input(switchCols(layer), 'int64', [`switch_${layer}`]);
   const factors = g.input(switchFactors(layer), 'float32', ['batch', `switch_${layer}`]);
+  const restoreFactors = g.input(switchRestoreFactors(layer), 'float32', [`switch_${layer}`]);
   const gathered = g.op('Gather', [x, cols], { axis: 2 });
   const perRow = g.op('Unsqueeze', [toCompute(ctx, factors), g.int64s([1])]);
-  const update = g.op('Mul', [g.op('Mul', [gathered, perRow]), inst.keep]);
+  // [B, T, K]: the row's factors, and the original model's at its restore position.
+  const perToken = g.op('Add', [g.op('Mul', [perRow, inst.keep]), g.op('Mul', [toCompute(ctx, restoreFactors), inst.atRestore])]);
+  const update = g.op('Mul', [gathered, perToken]);
   const index = g.op('Expand', [rows, g.op('Shape', [update])]);
   const switched = g.op('ScatterElements', [y, index, update], { axis: 2, reduction: 'add' });
 

@@ -22,7 +22,7 @@ export function linearLayer(ctx: GraphContext, x: string, weightName: string, bi
 function matMulNBits(ctx: GraphContext, x: string, t: QuantizedTensorRecord): string {
   const { g } = ctx;
   const { dataFile } = ctx.quantized!.weights.manifest;
-  const layout = blockLayout(t.k, t.bits, t.blockSize);
+  const layout = blockLayout(t.rows, t.k, t.bits, t.blockSize);
   const codes = g.externalInitializer(`${t.name}.codes`, {
     dtype: 'uint8',
     dims: [t.rows, layout.blocksPerRow, layout.blobBytes],
@@ -38,7 +38,7 @@ function matMulNBits(ctx: GraphContext, x: string, t: QuantizedTensorRecord): st
     K: t.k,
     N: t.rows,
     bits: t.bits,
-    block_size: layout.kernelBlock,
+    block_size: t.kernelBlock,
     accuracy_level: ctx.quantized!.compute === 'int8' ? ACCURACY_INT8 : ACCURACY_FLOAT32,
   };
   return g.node('MatMulNBits', inputs, attrs, 1, 'com.microsoft')[0]!;

@@ -16,7 +16,7 @@ export function dequantizedCheckpoint(ckpt: TinyCheckpoint, quantized: Quantized
   const slice = (r: { offset: number; length: number }): Uint8Array => Uint8Array.from(data.subarray(r.offset, r.offset + r.length));
   const weights = new Map<string, WeightTensor>(ckpt.weights);
   for (const t of quantized.manifest.quantized) {
-    const layout = blockLayout(t.k, t.bits, t.blockSize);
+    const layout = blockLayout(t.rows, t.k, t.bits, t.blockSize);
     const scales = slice(t.scales);
     const values = dequantizeRows(
       { codes: slice(t.codes), scales: new Float32Array(scales.buffer, 0, scales.length / 4), zeroPoints: t.zeroPoints ? slice(t.zeroPoints) : undefined },
@@ -25,6 +25,10 @@ export function dequantizedCheckpoint(ckpt: TinyCheckpoint, quantized: Quantized
       quantized.manifest.scheme,
     );
     weights.set(t.name, { shape: [t.rows, t.k], data: values });
+  }
+  for (const t of quantized.manifest.float.filter((f) => f.roundTrip)) {
+    const bytes = slice(t.data);
+    weights.set(t.name, { shape: t.shape, data: new Float32Array(bytes.buffer, 0, bytes.length / 4) });
   }
   for (const c of exact) {
     const name = `model.layers.${c.layer}.mlp.down_proj.weight`;

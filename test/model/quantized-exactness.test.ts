@@ -46,3 +46,33 @@ describe('quantized logits equal the reference on dequantized weights', () => {
     }
   }
 });
+
+describe('block sizes that do not divide the rows', () => {
+  // K = 40 (hidden) and 96 (intermediate): 32-element blocks leave a padded last block in each row;
+  // 64-element blocks span rows of 40, where no kernel block (16..256) fits, so those tensors are
+  // served as float32 after a quantize-dequantize round trip.
+  let ragged: TinyCheckpoint;
+  before(() => {
+    ragged = buildTinyCheckpoint(path.join(root, 'ragged'), { arch: 'llama', hiddenSize: 40, intermediateSize: 96, numHeads: 4, numKvHeads: 2, numLayers: 2, seed: 9 });
+  });
+  for (const [blockSize, roundTrips] of [[32, false], [64, true]] as const) {
+    it(`int4 in blocks of ${blockSize}${roundTrips ? ' (round trip for K = 40)' : ''}`, async () => {
+      const harness = await openHarness(ragged.dir, true, 'float32', {
+        options: { precision: 'int4', scheme: 'asymmetric', blockSize, compute: 'float32', cacheDir: path.join(root, 'cache') },
+        knownSuperWeights: [],
+      });
+      try {
+        assert.equal(harness.served.info.roundTripTensors > 0, roundTrips);
+        const ids = prompt(ragged.bosId);
+        const run = await harness.run(ids, [ragged.eosId]);
+        const reference = createReferenceModel(dequantizedCheckpoint(ragged, harness.served.quantized!.weights));
+        const ref = reference.forward(ids);
+        const next = reference.forward([ragged.eosId], ref.cache);
+        const worst = Math.max(...run.prefill.map((l, t) => maxAbsDiff(l, ref.logits[t]!)), maxAbsDiff(run.decode[0]!, next.logits[0]!));
+        assert.ok(worst < LOGIT_TOLERANCE, `max logit difference ${worst}`);
+      } finally {
+        await harness.release();
+      }
+    });
+  }
+});

@@ -95,7 +95,7 @@ export function openQuantizedWeights(checkpoint: Checkpoint, settings: Quantizat
   const partial = fs.mkdtempSync(path.join(root, `${name}.partial-`));
   try {
     options.log?.(`quantizing ${checkpoint.dir} to int${settings.bits}, blocks of ${settings.blockSize} (${settings.scheme}) into ${dir}`);
-    const manifest = writeQuantizedCopy(partial, { checkpoint, settings, key, keyMaterial: material, onProgress: options.onProgress });
+    writeQuantizedCopy(partial, { checkpoint, settings, key, keyMaterial: material, onProgress: options.onProgress });
     try {
       fs.renameSync(partial, dir);
     } catch (err) {
@@ -104,7 +104,8 @@ export function openQuantizedWeights(checkpoint: Checkpoint, settings: Quantizat
       fs.rmSync(partial, { recursive: true, force: true });
       return loaded(dir, readManifest(dir), { state: 'hit' });
     }
-    return loaded(dir, manifest, { state, reason });
+    // Read back, so a fresh copy and a cached one are described by the same parsed manifest.
+    return loaded(dir, readManifest(dir), { state, reason });
   } catch (err) {
     fs.rmSync(partial, { recursive: true, force: true });
     throw err;
@@ -175,15 +176,24 @@ function loaded(dir: string, manifest: QuantizedManifest, cache: QuantizedWeight
     cache,
     elementValue(name, row, col) {
       const t = quantized.get(name);
-      if (!t) throw new Error(`${name} is not quantized`);
-      return quantizedElement(dataPath, t, manifest.scheme, row, col);
+      if (t) return quantizedElement(dataPath, t, manifest.scheme, row, col);
+      const f = manifest.float.find((x) => x.name === name && x.roundTrip);
+      if (!f) throw new Error(`${name} is not quantized`);
+      const bytes = Buffer.alloc(4);
+      const fd = fs.openSync(dataPath, 'r');
+      try {
+        fs.readSync(fd, bytes, 0, 4, f.data.offset + (row * f.shape[1]! + col) * 4);
+      } finally {
+        fs.closeSync(fd);
+      }
+      return bytes.readFloatLE(0);
     },
   };
 }
 
 function quantizedElement(dataPath: string, t: QuantizedTensorRecord, scheme: QuantizedManifest['scheme'], row: number, col: number): number {
-  const layout = blockLayout(t.k, t.bits, t.blockSize);
-  const block = Math.floor(col / layout.kernelBlock);
+  const layout = blockLayout(t.rows, t.k, t.bits, t.blockSize);
+  const block = Math.floor(col / t.kernelBlock);
   const fd = fs.openSync(dataPath, 'r');
   try {
     const bytes = Buffer.alloc(4);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import type { Checkpoint } from '../checkpoint.js';
 import { readTensorRows, type TensorEntry } from '../safetensors.js';
-import { blockLayout, quantizeRows, type RowTreatment } from './block-quantizer.js';
+import { BlockRanges, blockLayout, blockParams, quantizeRows, roundTripRows, type RowTreatment, type Treatment } from './block-quantizer.js';
 import { DATA_FILE, MANIFEST_FILE, QUANTIZED_FORMAT, type DataRegion, type FloatTensorRecord, type QuantizedManifest, type QuantizedTensorRecord } from './quantized-manifest.js';
 import { tensorPlan } from './quantized-tensors.js';
 import type { QuantizationSettings } from './weight-format.js';
@@ -80,9 +80,11 @@ export function writeQuantizedCopy(dir: string, input: CopyInput): QuantizedMani
       float.push(copyFloat(writer, checkpoint, name));
       input.onProgress?.(float.length, total, name);
     }
-    for (const name of plan.quantized) {
-      quantized.push(writeQuantizedTensor(writer, checkpoint, name, settings));
-      input.onProgress?.(float.length + quantized.length, total, name);
+    for (const [i, name] of plan.quantized.entries()) {
+      const record = writeQuantizedTensor(writer, checkpoint, name, settings);
+      if ('codes' in record) quantized.push(record);
+      else float.push(record);
+      input.onProgress?.(plan.float.length + i + 1, total, name);
     }
     fs.fsyncSync(fd);
   } finally {
@@ -124,27 +126,33 @@ function copyFloat(writer: DataWriter, checkpoint: Checkpoint, name: string): Fl
   }
 }
 
-function writeQuantizedTensor(writer: DataWriter, checkpoint: Checkpoint, name: string, settings: QuantizationSettings): QuantizedTensorRecord {
+/** Two streaming passes: each block's range, then the codes (or float32 round-trip values when no kernel block fits). */
+function writeQuantizedTensor(writer: DataWriter, checkpoint: Checkpoint, name: string, settings: QuantizationSettings): QuantizedTensorRecord | FloatTensorRecord {
   const entry = checkpoint.tensors.get(name)!;
   const [rows, k] = entry.shape as [number, number];
-  const layout = blockLayout(k, settings.bits, settings.blockSize);
+  const layout = blockLayout(rows, k, settings.bits, settings.blockSize);
   const treatments = rowTreatments(checkpoint, name, settings);
   const clip = settings.clipOutliers === null ? undefined : clipBounds(checkpoint, entry, settings.clipOutliers, treatments);
-  const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / (k * 4)));
+  const treatment: Treatment = { clip, row: (r) => treatments.get(r) };
+  const ranges = new BlockRanges(layout, treatment);
+  forEachChunk(checkpoint, entry, (values, first, count) => ranges.observe(values, first, count));
+  const params = blockParams(ranges, settings.scheme, settings.bits);
+  if (layout.kernelBlock === undefined) {
+    const data = writer.write(new Uint8Array(0));
+    forEachChunk(checkpoint, entry, (values, first, count) => {
+      writer.extend(data, new Uint8Array(roundTripRows(values, first, count, layout, params, treatment).buffer));
+    });
+    return { name, dtype: 'F32', shape: [rows, k], data, roundTrip: true };
+  }
   const scales = new Float32Array(rows * layout.blocksPerRow);
   const zeroPoints = settings.scheme === 'asymmetric' ? new Uint8Array(rows * layout.zeroPointBytesPerRow) : undefined;
   const codes = writer.write(new Uint8Array(0));
-  for (let first = 0; first < rows; first += chunkRows) {
-    const count = Math.min(chunkRows, rows - first);
-    const q = quantizeRows(readTensorRows(checkpoint.dir, entry, first, count), count, layout, {
-      scheme: settings.scheme,
-      clip,
-      treatment: (r) => treatments.get(first + r),
-    });
+  forEachChunk(checkpoint, entry, (values, first, count) => {
+    const q = quantizeRows(values, first, count, layout, params, settings.scheme, treatment);
     writer.extend(codes, q.codes);
     scales.set(q.scales, first * layout.blocksPerRow);
     if (zeroPoints) zeroPoints.set(q.zeroPoints!, first * layout.zeroPointBytesPerRow);
-  }
+  });
   return {
     name,
     rows,
@@ -157,6 +165,16 @@ function writeQuantizedTensor(writer: DataWriter, checkpoint: Checkpoint, name: 
     zeroPoints: zeroPoints ? writer.write(zeroPoints) : undefined,
     clip,
   };
+}
+
+/** Calls `body` with successive chunks of a [rows, k] tensor's rows as float32. */
+function forEachChunk(checkpoint: Checkpoint, entry: TensorEntry, body: (values: Float32Array, first: number, count: number) => void): void {
+  const [rows, k] = entry.shape as [number, number];
+  const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / (k * 4)));
+  for (let first = 0; first < rows; first += chunkRows) {
+    const count = Math.min(chunkRows, rows - first);
+    body(readTensorRows(checkpoint.dir, entry, first, count), first, count);
+  }
 }
 
 /** Rows of this tensor holding a protected or clip-exempt super weight (down_proj only). */
@@ -173,16 +191,13 @@ function rowTreatments(checkpoint: Checkpoint, name: string, settings: Quantizat
   return byRow;
 }
 
-/** mean +- z standard deviations of the tensor's values, exempt coordinates left out (two streaming passes' first). */
+/** mean +- z standard deviations of the tensor's values, exempt coordinates left out. */
 function clipBounds(checkpoint: Checkpoint, entry: TensorEntry, z: number, treatments: Map<number, RowTreatment>): { lo: number; hi: number } {
-  const [rows, k] = entry.shape as [number, number];
-  const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / (k * 4)));
+  const k = entry.shape[1]!;
   let count = 0;
   let sum = 0;
   let sumSquares = 0;
-  for (let first = 0; first < rows; first += chunkRows) {
-    const n = Math.min(chunkRows, rows - first);
-    const values = readTensorRows(checkpoint.dir, entry, first, n);
+  forEachChunk(checkpoint, entry, (values, first, n) => {
     for (let r = 0; r < n; r++) {
       const exempt = new Set(treatments.get(first + r)?.exemptColumns ?? []);
       for (let c = 0; c < k; c++) {
@@ -193,7 +208,7 @@ function clipBounds(checkpoint: Checkpoint, entry: TensorEntry, z: number, treat
         sumSquares += v * v;
       }
     }
-  }
+  });
   const mean = sum / count;
   const std = Math.sqrt(Math.max(0, sumSquares / count - mean * mean));
   return { lo: mean - z * std, hi: mean + z * std };

@@ -26,6 +26,8 @@ const floatTensor = z.strictObject({
   dtype: z.enum(['F32', 'F16', 'BF16']),
   shape: z.array(z.number().int().min(0)),
   data: region,
+  /** Quantized and dequantized back to float32: a block size no kernel block fits inside. */
+  roundTrip: z.boolean().optional(),
 });
 
 export const QUANTIZED_FORMAT = 1;

@@ -40,9 +40,6 @@ export const FLOAT32_WEIGHTS: WeightOptions = {
   quantizeLmHead: false,
 };
 
-// onnxruntime-node 1.30's CPU MatMulNBits refuses other block sizes at session creation.
-export const KERNEL_BLOCK_SIZES = [16, 32, 64, 128, 256];
-const LARGEST_KERNEL_BLOCK = 256;
 const SMALLEST_BLOCK = 16;
 
 export type QuantizedPrecision = 'int8' | 'int4';
@@ -53,14 +50,6 @@ export function isQuantized(precision: WeightsPrecision): precision is Quantized
 
 export function precisionBits(precision: QuantizedPrecision): 4 | 8 {
   return precision === 'int4' ? 4 : 8;
-}
-
-/**
- * The block the kernel runs: the block itself up to 256, else 256 with the larger block's scale
- * (and zero point) repeated over its 256-element pieces, which dequantizes to exactly the same weights.
- */
-export function kernelBlockSize(blockSize: number): number {
-  return Math.min(blockSize, LARGEST_KERNEL_BLOCK);
 }
 
 export function computePrecision(options: WeightOptions): ComputePrecision {
