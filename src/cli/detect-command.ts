@@ -10,6 +10,7 @@ import { detectionJson, STOP_REASONS } from '../superweights/detection-report.js
 import { parseDevice } from '../engine/device.js';
 import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
+import { WEIGHT_FLAGS, weightOptionsFromFlags } from './weight-flags.js';
 import { numberFlag } from './number-flag.js';
 import { textTable } from './text-table.js';
 
@@ -27,6 +28,7 @@ export const DETECT_COMMAND = {
     'min-magnitude': { type: 'string', value: 'M', description: 'And when both reach this magnitude.', defaultNote: String(DEFAULT_DETECTION_OPTIONS.minMagnitude) },
     'max-count': { type: 'string', value: 'N', description: 'Stop after this many super weights.', defaultNote: String(DEFAULT_DETECTION_OPTIONS.maxSuperWeights) },
     device: { type: 'string', value: 'cpu|cuda[:N]', default: 'cpu', description: 'Where the model runs.' },
+    ...WEIGHT_FLAGS,
   },
 } as const satisfies CommandSpec<FlagTable>;
 
@@ -44,8 +46,9 @@ export async function runDetect(argv: string[]): Promise<void> {
   };
   // Data-free: the engine knows no super weights, so nothing but the detection's own switch applies.
   const engine = await EngineClient.start(
-    { modelDir, device: parseDevice(values.device), instrument: true, limits: DEFAULT_SCHEDULER_LIMITS, knownSuperWeights: [] },
+    { modelDir, device: parseDevice(values.device), instrument: true, limits: DEFAULT_SCHEDULER_LIMITS, knownSuperWeights: [], weights: weightOptionsFromFlags(values) },
     (message) => process.stderr.write(`warning: ${message}\n`),
+    (message) => process.stderr.write(`${message}\n`),
   );
   let result: DetectionResult;
   try {

@@ -14,7 +14,14 @@ import { defaultLargestCount, largestDownProjWeights } from '../superweights/lar
 import { coordinateId } from '../model/switch-plan.js';
 import { parseDevice } from '../engine/device.js';
 import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
+import { EngineClient } from '../engine/engine-client.js';
+import { quantizationChart } from '../superweights/charts/quantization-chart.js';
+import { runQuantizationStudy, type ProtectMode, type StudyInput } from '../superweights/quantization-study.js';
+import type { SuperWeightsInForce } from '../superweights/resolve-super-weights.js';
+import { weightOptionProblems, type WeightOptions } from '../model/quantize/weight-format.js';
+import { studyJson, studyText, type StudyContext } from './quantization-study-report.js';
 import { resolveModelDir } from './model-location.js';
+import { WEIGHT_FLAGS, weightOptionsFromFlags } from './weight-flags.js';
 import { numberFlag } from './number-flag.js';
 import { progressBar } from './progress-bar.js';
 import { textTable } from './text-table.js';
@@ -24,6 +31,7 @@ const DEFAULT_WINDOW_TOKENS = 256;
 // A model folder may ship its own evaluation text (the demo model does).
 const MODEL_EVAL_TEXT = 'eval.txt';
 const DEFAULT_CHART_FILE = 'swserve-sweep.svg';
+const DEFAULT_STUDY_CHART_FILE = 'swserve-quantization.svg';
 
 export const EVAL_COMMAND = {
   name: 'eval',
@@ -37,8 +45,11 @@ export const EVAL_COMMAND = {
     'super-weights': { type: 'string', value: 'FILE', description: 'Super-weight coordinates to use instead of the model\'s own or the registry\'s.' },
     detect: { type: 'boolean', default: false, description: 'Detect the super weights first when nothing else knows them.' },
     json: { type: 'boolean', default: false, description: 'Print JSON instead of a table.' },
-    chart: { type: 'string', value: 'FILE', default: DEFAULT_CHART_FILE, description: 'Where to write the SVG chart of the scale sweep.' },
+    chart: { type: 'string', value: 'FILE', default: DEFAULT_CHART_FILE, description: `Where to write the SVG chart of the scale sweep (the study's: ${DEFAULT_STUDY_CHART_FILE}).` },
     device: { type: 'string', value: 'cpu|cuda[:N]', default: 'cpu', description: 'Where the model runs.' },
+    ...WEIGHT_FLAGS,
+    'block-sizes': { type: 'string', value: 'N,N,...', description: 'Run the quantization study instead: perplexity and stop-word shift at each block size (with --weights int8|int4).' },
+    protect: { type: 'string', value: 'on|off|both', default: 'both', description: 'In the study, quantize with the super weights protected, plain, or both.' },
   },
 } as const satisfies CommandSpec<FlagTable>;
 
@@ -53,8 +64,10 @@ export async function runEval(argv: string[]): Promise<void> {
   const modelDir = await resolveModelDir(values.model, log);
   const textFile = values.text ?? path.join(modelDir, MODEL_EVAL_TEXT);
   if (!fs.existsSync(textFile)) throw new Error(`${textFile} does not exist; pass --text FILE`);
+  const weights = weightOptionsFromFlags(values);
+  const study = values['block-sizes'] === undefined ? undefined : studyOptions(values['block-sizes'], values.protect, weights);
   const started = await startEngineWithSuperWeights({
-    engine: { modelDir, device: parseDevice(values.device), instrument: true, limits: DEFAULT_SCHEDULER_LIMITS },
+    engine: { modelDir, device: parseDevice(values.device), instrument: true, limits: DEFAULT_SCHEDULER_LIMITS, weights: study ? { precision: 'float32' } : weights },
     superWeightsFile: values['super-weights'],
     aliases: [values.model],
     detectOnLoad: values.detect,
@@ -62,6 +75,12 @@ export async function runEval(argv: string[]): Promise<void> {
     log,
   });
   const { engine, superWeights } = started;
+  if (study) {
+    await engine.close();
+    const run = { modelDir, device: values.device, textFile, window: values.window, maxWindows: values['max-windows'], chart: values.chart, json: values.json, log };
+    await runStudy(run, superWeights, study);
+    return;
+  }
   try {
     const info = engine.info;
     log(`super weights: ${superWeights.superWeights.map(coordinateId).join(', ') || 'none'} (${superWeights.description})`);
@@ -93,6 +112,60 @@ export async function runEval(argv: string[]): Promise<void> {
   } finally {
     await engine.close();
   }
+}
+
+interface StudyRun {
+  modelDir: string;
+  device: string;
+  textFile: string;
+  window?: string;
+  maxWindows?: string;
+  chart: string;
+  json: boolean;
+  log: (m: string) => void;
+}
+
+function studyOptions(blockSizes: string, protect: string, weights: Partial<WeightOptions>): Pick<StudyInput, 'blockSizes' | 'protect' | 'weights'> {
+  if (weights.precision !== 'int8' && weights.precision !== 'int4') throw new UsageError('--block-sizes runs the quantization study: add --weights int8 or --weights int4');
+  const sizes = blockSizes.split(',').map((s) => numberFlag(s.trim(), '--block-sizes', 0, 'integer'));
+  const modes: Record<string, ProtectMode[]> = { on: ['on'], off: ['off'], both: ['off', 'on'] };
+  if (!modes[protect]) throw new UsageError(`--protect ${protect}: expected on, off or both`);
+  for (const blockSize of sizes) {
+    const problems = weightOptionProblems({ ...(weights as WeightOptions), blockSize });
+    if (problems.length > 0) throw new UsageError(problems.join('; '));
+  }
+  return { blockSizes: sizes, protect: modes[protect]!, weights };
+}
+
+async function runStudy(run: StudyRun, superWeights: SuperWeightsInForce, study: Pick<StudyInput, 'blockSizes' | 'protect' | 'weights'>): Promise<void> {
+  const known = superWeights.superWeights.map(({ layer, row, col }) => ({ layer, row, col }));
+  const start = (weights: Partial<WeightOptions>) =>
+    EngineClient.start(
+      { modelDir: run.modelDir, device: parseDevice(run.device), instrument: true, limits: DEFAULT_SCHEDULER_LIMITS, knownSuperWeights: known, weights },
+      (m) => run.log(`warning: ${m}`),
+      run.log,
+    );
+  const probe = await start({ precision: 'float32' });
+  const info = probe.info;
+  await probe.close();
+  const windowTokens = numberFlag(run.window, '--window', Math.min(info.contextLength, DEFAULT_WINDOW_TOKENS), 'integer');
+  const tokenizer = await loadTokenizer(run.modelDir);
+  const ids = tokenizer.encode(fs.readFileSync(run.textFile, 'utf8'), { addSpecialTokens: false });
+  const windows = cutWindows(ids, windowTokens, info.bosId, numberFlag(run.maxWindows, '--max-windows', Infinity, 'integer'));
+  run.log(`${windows.length} windows of ${windowTokens} tokens from ${run.textFile}; block sizes ${study.blockSizes.join(', ')}`);
+  const result = await runQuantizationStudy(start, { windows, superWeights: known, stopWordIds: info.stopWords.ids, ...study }, progressBar('study'));
+  const ctx: StudyContext = {
+    model: path.basename(path.resolve(run.modelDir)),
+    textFile: run.textFile,
+    windowTokens,
+    superWeights: known.map(coordinateId),
+    superWeightsFrom: superWeights.description,
+    precision: study.weights.precision!,
+  };
+  const chart = run.chart === DEFAULT_CHART_FILE ? DEFAULT_STUDY_CHART_FILE : run.chart;
+  fs.writeFileSync(chart, quantizationChart(result, ctx.model, ctx.precision));
+  run.log(`chart: ${chart}`);
+  process.stdout.write(run.json ? `${JSON.stringify(studyJson(result, ctx), null, 2)}\n` : `${studyText(result, ctx)}\n`);
 }
 
 export function evaluationText(result: EvaluationResult, ctx: EvaluationContext): string {

@@ -10,6 +10,7 @@ import { parseSwitchSetting } from '../superweights/switch-setting.js';
 import { parseDevice } from '../engine/device.js';
 import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
+import { describeWeights, WEIGHT_FLAGS, weightOptionsFromFlags } from './weight-flags.js';
 
 export const GENERATE_COMMAND = {
   name: 'generate',
@@ -23,6 +24,7 @@ export const GENERATE_COMMAND = {
     temperature: { type: 'string', value: 'T', default: '0', description: 'Sampling temperature; 0 is greedy.' },
     'top-p': { type: 'string', value: 'P', default: '1', description: 'Nucleus sampling mass.' },
     seed: { type: 'string', value: 'S', description: 'Random seed for sampling (default: a random one).' },
+    ...WEIGHT_FLAGS,
   },
 } as const satisfies CommandSpec<FlagTable>;
 
@@ -43,9 +45,10 @@ export async function runGenerate(argv: string[]): Promise<void> {
     instrument: true,
     limits: DEFAULT_SCHEDULER_LIMITS,
     knownSuperWeights: known,
-  }, (message) => process.stderr.write(`warning: ${message}\n`));
+    weights: weightOptionsFromFlags(values),
+  }, (message) => process.stderr.write(`warning: ${message}\n`), (message) => process.stderr.write(`${message}\n`));
   const { session } = engine.info;
-  process.stderr.write(`${engine.info.architecture}, ${(engine.info.parameterCount / 1e6).toFixed(2)}M parameters on ${session.device}${session.fallbackReason ? ` (${session.fallbackReason})` : ''}\n`);
+  process.stderr.write(`${engine.info.architecture}, ${(engine.info.parameterCount / 1e6).toFixed(2)}M parameters, ${describeWeights(engine.info.weights)} on ${session.device}${session.fallbackReason ? ` (${session.fallbackReason})` : ''}\n`);
   const started = performance.now();
   let firstTokenAt = 0;
   let prefill: ActivationFrame | undefined;

@@ -9,7 +9,7 @@ import { DEFAULT_DETECTION_OPTIONS, detectSuperWeights, type DetectionOptions, t
 import { checked, resolveSuperWeights, type SuperWeightsInForce } from './resolve-super-weights.js';
 
 export interface SuperWeightStartOptions {
-  engine: Omit<EngineOptions, 'knownSuperWeights' | 'onWarning'>;
+  engine: Omit<EngineOptions, 'knownSuperWeights' | 'onWarning' | 'onLog'>;
   superWeightsFile?: string;
   /** Other names the model goes by, for the registry (e.g. the Hugging Face id it was fetched as). */
   aliases?: string[];
@@ -33,7 +33,7 @@ export async function startEngineWithSuperWeights(options: SuperWeightStartOptio
   const { spec } = openCheckpoint(modelDir);
   const inForce = resolveSuperWeights({ modelDir, spec, superWeightsFile: options.superWeightsFile, aliases: options.aliases });
   const start = (known: SuperWeightsInForce): Promise<EngineClient> =>
-    EngineClient.start({ ...options.engine, knownSuperWeights: known.superWeights.map(({ layer, row, col }) => ({ layer, row, col })) }, options.onWarning);
+    EngineClient.start({ ...options.engine, knownSuperWeights: known.superWeights.map(({ layer, row, col }) => ({ layer, row, col })) }, options.onWarning, options.log);
   const engine = await start(inForce);
   if (inForce.origin !== 'none' || !options.detectOnLoad) return { engine, superWeights: inForce };
 

@@ -10,11 +10,15 @@ export interface WindowScore {
   tokens: number;
   /** Sum over the scored positions of the probability on stop words (when asked for). */
   stopWordMass: number;
+  /** The next-token log-distribution at each scored position, when asked for. */
+  distributions?: Float32Array[];
 }
 
 export interface ScoreOptions {
   /** Token ids whose next-token probability is summed (the stop-word shift); none skips it. */
   stopWordIds?: readonly number[];
+  /** Keep the log-distributions of the first this many windows (comparisons across models). */
+  keepDistributions?: number;
   /** Windows in flight at once; bounds the memory full distributions take. */
   concurrency: number;
   onWindow?: () => void;
@@ -45,7 +49,7 @@ export async function scoreWindows(engine: SequenceEngine, windows: readonly num
   const worker = async (): Promise<void> => {
     while (next < windows.length) {
       const w = next++;
-      scores[w] = await scoreWindow(engine, windows[w]!, plan, options);
+      scores[w] = await scoreWindow(engine, windows[w]!, plan, options, w < (options.keepDistributions ?? 0));
       options.onWindow?.();
     }
   };
@@ -53,14 +57,14 @@ export async function scoreWindows(engine: SequenceEngine, windows: readonly num
   return scores;
 }
 
-async function scoreWindow(engine: SequenceEngine, tokenIds: number[], plan: SwitchPlan, options: ScoreOptions): Promise<WindowScore> {
+async function scoreWindow(engine: SequenceEngine, tokenIds: number[], plan: SwitchPlan, options: ScoreOptions, keep: boolean): Promise<WindowScore> {
   const stopIds = options.stopWordIds;
   const request = analysisRequest({
     id: analysisId('eval'),
     prompt: { tokenIds },
     maxTokens: 0,
     promptLogprobs: 0,
-    promptDistributionsFrom: stopIds ? 0 : null,
+    promptDistributionsFrom: stopIds || keep ? 0 : null,
     switchPlan: plan,
   });
   const { prompt } = await runSequence(engine, request, options.signal);
@@ -70,5 +74,6 @@ async function scoreWindow(engine: SequenceEngine, tokenIds: number[], plan: Swi
   let stopWordMass = 0;
   // distributions[t] predicts token t + 1: the scored positions are 0 .. n - 2.
   if (stopIds) for (let t = 0; t < tokenIds.length - 1; t++) stopWordMass += probabilityMass(prompt.distributions![t]!, stopIds);
-  return { nll, tokens: tokenIds.length - 1, stopWordMass };
+  // The last position predicts past the window: it is not scored.
+  return { nll, tokens: tokenIds.length - 1, stopWordMass, distributions: keep ? prompt.distributions!.slice(0, tokenIds.length - 1) : undefined };
 }
