@@ -8,6 +8,7 @@ import { Admission } from './api/admission.js';
 import type { ApiContext } from './api/api-context.js';
 import { createApp, createLoadingApp } from './api/app.js';
 import { parseDevice } from './engine/device.js';
+import { describeWeights } from './engine/served-weights.js';
 import type { ServerConfig } from './config/server-config.js';
 import type { EngineClient } from './engine/engine-client.js';
 import { startEngineWithSuperWeights } from './superweights/engine-startup.js';
@@ -48,6 +49,7 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
       device: parseDevice(config.device),
       instrument: true,
       limits: { maxBatch: config.limits.maxRunning, maxPrefillTokens: config.limits.maxPrefillTokens },
+      weights: config.weights,
     },
     superWeightsFile: config.superWeightsFile,
     aliases: [modelId],
@@ -71,7 +73,7 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
       state = 'ready';
       const s = engine.info.session;
       log(`super weights: ${superWeights.superWeights.length === 0 ? 'none' : superWeights.superWeights.map(coordinateId).join(', ')} (${superWeights.description})`);
-      log(`serving ${ctx.modelId} (${engine.info.architecture}, ${(engine.info.parameterCount / 1e6).toFixed(1)}M parameters) on ${s.device}${s.fallbackReason ? ` - ${s.fallbackReason}` : ''}`);
+      log(`serving ${ctx.modelId} (${engine.info.architecture}, ${(engine.info.parameterCount / 1e6).toFixed(1)}M parameters, ${describeWeights(engine.info.weights)}) on ${s.device}${s.fallbackReason ? ` - ${s.fallbackReason}` : ''}`);
       return engine;
     },
     (err: Error) => {

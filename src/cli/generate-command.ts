@@ -10,7 +10,8 @@ import { parseSwitchSetting } from '../superweights/switch-setting.js';
 import { parseDevice } from '../engine/device.js';
 import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
-import { describeWeights, WEIGHT_FLAGS, weightOptionsFromFlags } from './weight-flags.js';
+import { WEIGHT_FLAGS, weightOptionsFromFlags } from './weight-flags.js';
+import { describeWeights } from '../engine/served-weights.js';
 
 export const GENERATE_COMMAND = {
   name: 'generate',

@@ -2,7 +2,8 @@
 // the --config file, which overrides config/server.json.
 import { loadServerConfig, readDefaultConfig, setPath, settingValue } from '../config/server-config.js';
 import { startServer } from '../server.js';
-import { parseCommandLine, type CommandSpec, type FlagSpec, type FlagTable } from './command-line.js';
+import { parseCommandLine, UsageError, type CommandSpec, type FlagSpec, type FlagTable } from './command-line.js';
+import { WEIGHT_FLAGS } from './weight-flags.js';
 import { resolveModelDir } from './model-location.js';
 
 /** A flag that sets one dotted key of the server configuration. */
@@ -28,6 +29,20 @@ const CONFIG_FLAGS: Record<string, ConfigFlag> = {
   'max-n': { key: 'limits.maxN', value: 'N', description: 'Cap on n (choices per prompt).' },
   'max-body-bytes': { key: 'limits.maxBodyBytes', value: 'N', description: 'Largest request body accepted (413 beyond).' },
   'shutdown-grace-seconds': { key: 'shutdownGraceSeconds', value: 'S', description: 'On SIGTERM, how long in-flight requests may finish before they are ended.' },
+  weights: { key: 'weights.precision', value: WEIGHT_FLAGS.weights.value, description: WEIGHT_FLAGS.weights.description, unset: WEIGHT_FLAGS.weights.defaultNote },
+  'block-size': { key: 'weights.blockSize', value: 'N', description: WEIGHT_FLAGS['block-size'].description },
+  'quant-scheme': { key: 'weights.scheme', value: WEIGHT_FLAGS['quant-scheme'].value, description: WEIGHT_FLAGS['quant-scheme'].description },
+  'clip-outliers': { key: 'weights.clipOutliers', value: 'Z', description: WEIGHT_FLAGS['clip-outliers'].description, unset: 'no clipping' },
+  compute: { key: 'weights.compute', value: WEIGHT_FLAGS.compute.value, description: WEIGHT_FLAGS.compute.description, unset: WEIGHT_FLAGS.compute.defaultNote },
+  'quantized-cache': { key: 'weights.cacheDir', value: 'DIR', description: WEIGHT_FLAGS['quantized-cache'].description, unset: WEIGHT_FLAGS['quantized-cache'].defaultNote },
+};
+
+/** Boolean flags that set a config key to a fixed value. */
+const SWITCH_FLAGS: Record<string, { key: string; value: boolean; description: string }> = {
+  'detect-on-load': { key: 'detectOnLoad', value: true, description: 'Detect the super weights at startup when no file or registry entry knows the model.' },
+  'protect-super-weights': { key: 'weights.protectSuperWeights', value: true, description: 'Keep the known super weights out of their blocks and add them back exactly (weights.protectSuperWeights, on in config/server.json).' },
+  'no-protect-super-weights': { key: 'weights.protectSuperWeights', value: false, description: WEIGHT_FLAGS['no-protect-super-weights'].description },
+  'quantize-lm-head': { key: 'weights.quantizeLmHead', value: true, description: WEIGHT_FLAGS['quantize-lm-head'].description },
 };
 
 export const SERVE_SUMMARY = 'the OpenAI-compatible server with per-request super-weight switches and live activation telemetry';
@@ -39,7 +54,7 @@ export function serveCommand(): CommandSpec<FlagTable> {
     const fallback = flag.key.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], defaults);
     flags[name] = { type: 'string', value: flag.value, description: flag.description, defaultNote: fallback === undefined ? flag.unset : `${String(fallback)}, from config/server.json` };
   }
-  flags['detect-on-load'] = { type: 'boolean', description: 'Detect the super weights at startup when no file or registry entry knows the model.' };
+  for (const [name, flag] of Object.entries(SWITCH_FLAGS)) flags[name] = { type: 'boolean', description: flag.description };
   return {
     name: 'serve',
     summary: SERVE_SUMMARY,
@@ -58,7 +73,8 @@ export async function runServe(argv: string[]): Promise<void> {
     const value = values[name];
     if (typeof value === 'string') setPath(flags, flag.key, settingValue(flag.key, value));
   }
-  if (values['detect-on-load']) flags.detectOnLoad = true;
+  if (values['protect-super-weights'] && values['no-protect-super-weights']) throw new UsageError('--protect-super-weights and --no-protect-super-weights contradict each other');
+  for (const [name, flag] of Object.entries(SWITCH_FLAGS)) if (values[name]) setPath(flags, flag.key, flag.value);
   const loaded = loadServerConfig({ file: typeof values.config === 'string' ? values.config : undefined, env: process.env, flags });
   const config = { ...loaded, model: await resolveModelDir(loaded.model, (m) => console.error(m)) };
   const server = await startServer(config);

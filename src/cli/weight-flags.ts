@@ -12,7 +12,6 @@ import {
   type WeightOptions,
   type WeightsPrecision,
 } from '../model/quantize/weight-format.js';
-import type { WeightsInfo } from '../engine/served-weights.js';
 import { UsageError, type FlagTable } from './command-line.js';
 import { numberFlag } from './number-flag.js';
 
@@ -54,11 +53,3 @@ export function weightOptionsFromFlags(values: WeightFlagValues): Partial<Weight
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<WeightOptions>;
 }
 
-/** "int4 (blocks of 32, symmetric, 1 super weight protected, int8 activations)", or the float precision. */
-export function describeWeights(w: WeightsInfo): string {
-  if (w.blockSize === null) return `${w.precision} weights`;
-  const parts = [`blocks of ${w.blockSize}`, w.scheme!, `${w.protectedSuperWeights.length} super weight${w.protectedSuperWeights.length === 1 ? '' : 's'} protected`, `${w.compute} activations`];
-  if (w.clipOutliers !== null) parts.push(`clipped at ${w.clipOutliers} sigma`);
-  if (w.roundTripTensors > 0) parts.push(`${w.roundTripTensors} tensors as a float32 round trip`);
-  return `${w.precision} weights (${parts.join(', ')}; ${w.cache!.state === 'hit' ? 'cached copy' : `quantized in ${(w.cache!.quantizeMs / 1000).toFixed(1)} s`})`;
-}

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { z } from 'zod';
 import { isPlainObject } from '../util/plain-object.js';
 import { describeZodError } from '../util/zod-issue.js';
+import { COMPUTE_PRECISIONS, QUANT_SCHEMES, WEIGHTS_PRECISIONS } from '../model/quantize/weight-format.js';
 
 const limitsSchema = z.strictObject({
   /** Sequences decoded together (the engine's batch). */
@@ -23,6 +24,12 @@ const telemetrySchema = z.strictObject({
   maxClients: z.number().int().min(0),
   /** Frames each WebSocket client may have waiting; beyond that its oldest are dropped. */
   clientBufferFrames: z.number().int().positive(),
+  /**
+   * config/prometheus/alerts.yml fires when original traffic's super activation stays below this share of
+   * the float32 reference. 0.5 sits between a healthy int4 copy (within a few percent, README) and a
+   * zeroed super weight (over 90% down on the demo model).
+   */
+  superActivationMinShare: z.number().gt(0).max(1),
 });
 
 // Overrides of the detection defaults in src/superweights/detection.ts (where their sources are cited).
@@ -33,6 +40,23 @@ const detectionSchema = z.strictObject({
   /** ...and this magnitude. */
   minMagnitude: z.number().min(0).optional(),
   maxSuperWeights: z.number().int().positive().optional(),
+});
+
+// How the weights are stored and run (src/model/quantize/weight-format.ts explains each setting).
+const weightsSchema = z.strictObject({
+  /** Absent: float32 on CPU, float16 on CUDA. */
+  precision: z.enum(WEIGHTS_PRECISIONS).optional(),
+  blockSize: z
+    .number()
+    .int()
+    .min(16)
+    .refine((n) => (n & (n - 1)) === 0, 'expected a power of two'),
+  scheme: z.enum(QUANT_SCHEMES),
+  protectSuperWeights: z.boolean(),
+  quantizeLmHead: z.boolean(),
+  clipOutliers: z.number().positive().optional(),
+  compute: z.enum(COMPUTE_PRECISIONS).optional(),
+  cacheDir: z.string().min(1).optional(),
 });
 
 export const serverConfigSchema = z.strictObject({
@@ -52,6 +76,7 @@ export const serverConfigSchema = z.strictObject({
   /** A JSON file of super-weight coordinates to use instead of the model's own, or a registry file consulted before the built-in one. */
   superWeightsFile: z.string().optional(),
   telemetry: telemetrySchema,
+  weights: weightsSchema,
 });
 
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
@@ -80,6 +105,15 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_SHUTDOWN_GRACE_SECONDS: 'shutdownGraceSeconds',
   SWSERVE_TELEMETRY_MAX_CLIENTS: 'telemetry.maxClients',
   SWSERVE_TELEMETRY_CLIENT_BUFFER_FRAMES: 'telemetry.clientBufferFrames',
+  SWSERVE_SUPER_ACTIVATION_MIN_SHARE: 'telemetry.superActivationMinShare',
+  SWSERVE_WEIGHTS: 'weights.precision',
+  SWSERVE_BLOCK_SIZE: 'weights.blockSize',
+  SWSERVE_QUANT_SCHEME: 'weights.scheme',
+  SWSERVE_PROTECT_SUPER_WEIGHTS: 'weights.protectSuperWeights',
+  SWSERVE_QUANTIZE_LM_HEAD: 'weights.quantizeLmHead',
+  SWSERVE_CLIP_OUTLIERS: 'weights.clipOutliers',
+  SWSERVE_COMPUTE: 'weights.compute',
+  SWSERVE_QUANTIZED_CACHE: 'weights.cacheDir',
 };
 
 export function envLayer(env: NodeJS.ProcessEnv): Layer {
@@ -100,7 +134,7 @@ export function setPath(target: Layer, dotted: string, value: unknown): void {
 }
 
 // Settings that are text even when they look like numbers (an API key of digits is still a key).
-const TEXT_SETTINGS = new Set(['host', 'model', 'servedModelName', 'device', 'apiKey', 'superWeightsFile']);
+const TEXT_SETTINGS = new Set(['host', 'model', 'servedModelName', 'device', 'apiKey', 'superWeightsFile', 'weights.precision', 'weights.scheme', 'weights.compute', 'weights.cacheDir']);
 
 /** A setting given as text (a variable or a flag) as the value the schema expects. */
 export function settingValue(key: string, value: string): unknown {

@@ -1,6 +1,7 @@
 // The engine loop, free of any thread or transport: requests in, one `session.run` per step for the
 // whole batch, per-sequence events out. The worker wraps it; tests and benchmarks drive it directly.
-import { coordinateId, coordinateProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
+import { coordinateId, coordinateProblems, SUPER_ACTIVATION_PROMPT, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
+import { measureSuperActivationReference } from './activation-reference.js';
 import { openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
 import { readTensorElement } from '../model/safetensors.js';
 import { stopWordTokenIds } from './stop-words.js';
@@ -42,7 +43,7 @@ export class EngineCore {
   private readonly kv: BatchKvCache;
   private readonly weightValues = new Map<string, number>();
   private readonly graphValues = new Map<string, number>();
-  private readonly stepContext: StepContext;
+  readonly stepContext: StepContext;
   private readonly vocabSize: number;
 
   private constructor(
@@ -109,6 +110,19 @@ export class EngineCore {
     };
     const engine = new EngineCore(info, checkpoint, session, served, tokenizer, options, listener);
     info.knownSuperWeights = options.knownSuperWeights.map((c) => ({ ...c, originalValue: engine.weightValue(c) }));
+    if (options.instrument) {
+      info.superActivationReference = await measureSuperActivationReference({
+        checkpoint,
+        session,
+        servedIsFloat32: served.info.precision === 'float32' && session.info.computeDtype === 'float32',
+        precision: served.info.precision,
+        promptIds: tokenizer.encode(SUPER_ACTIVATION_PROMPT, { addSpecialTokens: true }),
+        known: options.knownSuperWeights,
+        stepContext: engine.stepContext,
+        kvElements: engine.kvGeometry().elements,
+        intraOpThreads: options.intraOpThreads,
+      });
+    }
     return engine;
   }
 
@@ -334,7 +348,7 @@ export class EngineCore {
     return value;
   }
 
-  private kvGeometry(): KvGeometry {
+  kvGeometry(): KvGeometry {
     const { spec } = this.checkpoint;
     return {
       numLayers: spec.numLayers,

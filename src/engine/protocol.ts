@@ -4,6 +4,7 @@ import type { SuperWeightCoordinate, SwitchPlan } from '../model/switch-plan.js'
 import type { SamplingParams } from './sampler.js';
 import type { SessionInfo } from './session.js';
 import type { WeightsInfo } from './served-weights.js';
+import type { SuperActivationReference } from './activation-reference.js';
 
 /** One sequence to generate (an `n > 1` request is n of these). */
 export interface GenerationRequest {
@@ -157,6 +158,8 @@ export interface EngineInfo {
   numLayers: number;
   session: SessionInfo;
   weights: WeightsInfo;
+  /** The detection prompt's super activations at load, served and float32 (absent without known super weights or taps). */
+  superActivationReference?: SuperActivationReference;
   knownSuperWeights: (SuperWeightCoordinate & { originalValue: number })[];
   bosId?: number;
   eosIds: number[];

@@ -114,3 +114,12 @@ function quantizedBytes(weights: QuantizedWeights): number {
   const float = weights.manifest.float.reduce((sum, t) => sum + (t.data.length / DTYPE_BYTES[t.dtype]) * 4, 0);
   return quantized + float;
 }
+
+/** "int4 (blocks of 32, symmetric, 1 super weight protected, int8 activations)", or the float precision. */
+export function describeWeights(w: WeightsInfo): string {
+  if (w.blockSize === null) return `${w.precision} weights`;
+  const parts = [`blocks of ${w.blockSize}`, w.scheme!, `${w.protectedSuperWeights.length} super weight${w.protectedSuperWeights.length === 1 ? '' : 's'} protected`, `${w.compute} activations`];
+  if (w.clipOutliers !== null) parts.push(`clipped at ${w.clipOutliers} sigma`);
+  if (w.roundTripTensors > 0) parts.push(`${w.roundTripTensors} tensors as a float32 round trip`);
+  return `${w.precision} weights (${parts.join(', ')}; ${w.cache!.state === 'hit' ? 'cached copy' : `quantized in ${(w.cache!.quantizeMs / 1000).toFixed(1)} s`})`;
+}

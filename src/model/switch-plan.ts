@@ -26,6 +26,9 @@ export interface SwitchPlan {
 // The super activation sits on the first token in every model studied (super-weights.md).
 export const SUPER_ACTIVATION_POSITION = 0;
 
+// The public code's detection prompt (github.com/mengxiayu/LLMSuperWeight); any text works, the spike is on the first token.
+export const SUPER_ACTIVATION_PROMPT = 'Apple Inc. is a worldwide tech company.';
+
 export function switchPlan(entries: SwitchEntry[], restoreActivation = false): SwitchPlan {
   return { entries, restoreActivation, activationPosition: SUPER_ACTIVATION_POSITION };
 }

@@ -5,7 +5,7 @@
 import { attributeColumn } from './column-attribution.js';
 import { analysisId, analysisRequest, runSequence, type SequenceEngine } from './engine-run.js';
 import { analyseSpikes, mergePrompts, type LayerMaxima, type SpikeThresholds } from './spike-analysis.js';
-import { switchPlan, type SuperWeightCoordinate, type SwitchEntry } from '../model/switch-plan.js';
+import { SUPER_ACTIVATION_PROMPT, switchPlan, type SuperWeightCoordinate, type SwitchEntry } from '../model/switch-plan.js';
 
 export interface DetectionOptions extends SpikeThresholds {
   prompts: string[];
@@ -13,8 +13,7 @@ export interface DetectionOptions extends SpikeThresholds {
   maxSuperWeights: number;
 }
 
-// The public code's prompt (github.com/mengxiayu/LLMSuperWeight); any text works, the spike is on the first token.
-export const DEFAULT_DETECTION_PROMPT = 'Apple Inc. is a worldwide tech company.';
+export const DEFAULT_DETECTION_PROMPT = SUPER_ACTIVATION_PROMPT;
 
 export const DEFAULT_DETECTION_OPTIONS: DetectionOptions = {
   prompts: [DEFAULT_DETECTION_PROMPT],

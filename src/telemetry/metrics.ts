@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { EngineInfo, EngineUpdate } from '../engine/protocol.js';
 import { servingMetrics } from './serving-metrics.js';
 import { superWeightMetrics } from './super-weight-metrics.js';
+import { precisionMetrics } from './precision-metrics.js';
 
 const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -16,7 +17,10 @@ export interface TelemetryMetrics {
   render(): Promise<{ contentType: string; body: string }>;
 }
 
-export function createMetrics(info: Pick<EngineInfo, 'contextLength' | 'knownSuperWeights'>): TelemetryMetrics {
+// The alert's default share when no configuration sets one (config/server.json has 0.5).
+const DEFAULT_MIN_SHARE = 0.5;
+
+export function createMetrics(info: Pick<EngineInfo, 'contextLength' | 'knownSuperWeights' | 'weights' | 'superActivationReference'>, superActivationMinShare = DEFAULT_MIN_SHARE): TelemetryMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // prom-client exports these gauges with a counter's `_total` suffix, which promtool rejects.
@@ -25,6 +29,7 @@ export function createMetrics(info: Pick<EngineInfo, 'contextLength' | 'knownSup
   const clients = new Gauge({ name: 'swserve_websocket_clients', help: 'Clients connected to the activation stream.', registers });
   const dropped = new Counter({ name: 'swserve_websocket_frames_dropped_total', help: 'Activation frames dropped because a client read too slowly.', registers });
   const observers = [servingMetrics(registry, info.contextLength), superWeightMetrics(registry, info.knownSuperWeights)];
+  precisionMetrics(registry, info, superActivationMinShare);
   return {
     handleUpdate(update) {
       const now = performance.now() / 1000;

@@ -11,6 +11,8 @@ import { createMetrics, type TelemetryMetrics } from './metrics.js';
 export interface TelemetryOptions {
   maxClients: number;
   clientBufferFrames: number;
+  /** Share of the float32 super activation below which the alert rule counts live traffic as collapsed. */
+  superActivationMinShare?: number;
   apiKey?: string;
   shuttingDown: () => boolean;
   log: (message: string) => void;
@@ -22,7 +24,7 @@ export interface Telemetry {
 }
 
 export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate'>, server: http.Server, options: TelemetryOptions): Telemetry {
-  const metrics = createMetrics(engine.info);
+  const metrics = createMetrics(engine.info, options.superActivationMinShare);
   const hub = new ActivationHub({
     clientBufferFrames: options.clientBufferFrames,
     onClients: (count) => metrics.setWebSocketClients(count),

@@ -15,8 +15,8 @@ const SWITCHES: { setting: unknown; mode: string }[] = [
   { setting: 'off', mode: 'ablated' },
   { setting: { scale: 2 }, mode: 'scaled' },
 ];
-// Labels the exposition may carry: bounded sets only, never a request id.
-const ALLOWED_LABELS = new Set(['finished_reason', 'kind', 'phase', 'mode', 'layer', 'super_weight', 'le']);
+// Labels the exposition may carry: bounded sets only, never a request id (precision: the four --weights values).
+const ALLOWED_LABELS = new Set(['finished_reason', 'kind', 'phase', 'mode', 'layer', 'super_weight', 'precision', 'le']);
 
 let server: TestServer;
 let families: Map<string, Family>;
