@@ -2,7 +2,7 @@
 // quantized copy (made now or taken from the cache); what the graph holds at each switchable
 // coordinate; and the facts /v1/models reports (precision, block size, protected weights, bytes).
 import { parameterCount, type Checkpoint } from '../model/checkpoint.js';
-import type { ComputeDtype } from '../model/graph-context.js';
+import type { ComputeDtype, QuantizedGraphWeights } from '../model/graph-context.js';
 import { openQuantizedWeights, type CacheState, type QuantizedWeights } from '../model/quantize/quantized-cache.js';
 import type { QuantizeProgress } from '../model/quantize/quantized-copy.js';
 import {
@@ -44,7 +44,7 @@ export interface ServedWeights {
   info: WeightsInfo;
   /** Graph compute dtype, or undefined for the device's default. */
   computeDtype?: ComputeDtype;
-  quantized?: { weights: QuantizedWeights; compute: ComputePrecision };
+  quantized?: QuantizedGraphWeights;
   /** The value the graph's down_proj holds at a coordinate, given the checkpoint's value there. */
   inGraph(c: SuperWeightCoordinate, original: number): number;
 }
@@ -99,9 +99,32 @@ export function prepareServedWeights(input: ServedWeightsInput): ServedWeights {
       cache: { dir: weights.dir, state: weights.cache.state, reason: weights.cache.reason, quantizeMs: weights.manifest.quantizeMs },
     },
     computeDtype: 'float32',
-    quantized: { weights, compute },
+    quantized: { weights, compute, heldOut: compute === 'int8' ? heldOutChannels(checkpoint, input.knownSuperWeights, weights) : undefined },
     inGraph: (c) => weights.elementValue(downNames[c.layer]!, c.row, c.col),
   };
+}
+
+/**
+ * Input channels kept out of int8 activations: the super activation's hidden channels (each known
+ * super weight's row) in every layer reading the residual stream, and each super weight's column in
+ * its layer's down_proj, whose first-token input there is the huge intermediate activation.
+ */
+function heldOutChannels(checkpoint: Checkpoint, known: readonly SuperWeightCoordinate[], weights: QuantizedWeights): Map<string, number[]> {
+  const held = new Map<string, number[]>();
+  if (known.length === 0) return held;
+  const rows = [...new Set(known.map((c) => c.row))].sort((a, b) => a - b);
+  const { layout } = checkpoint;
+  const readers = layout.layers.flatMap((layer) => [
+    ...(layer.attention.kind === 'fused' ? [layer.attention.qkv] : [layer.attention.q, layer.attention.k, layer.attention.v]),
+    ...(layer.mlp.kind === 'fused' ? [layer.mlp.gateUp] : [layer.mlp.gate, layer.mlp.up]),
+  ]);
+  readers.push(layout.lmHead ?? layout.embedTokens);
+  for (const name of readers) if (weights.quantized.has(name)) held.set(name, rows);
+  for (const c of known) {
+    const down = layout.layers[c.layer]!.down;
+    if (weights.quantized.has(down)) held.set(down, [...new Set([...(held.get(down) ?? []), c.col])].sort((a, b) => a - b));
+  }
+  return held;
 }
 
 function floatBytes(checkpoint: Checkpoint, dtype: ComputeDtype): number {

@@ -3,9 +3,7 @@
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { buildDecoderGraph } from '../model/decoder-graph.js';
-import type { ComputeDtype } from '../model/graph-context.js';
-import type { QuantizedWeights } from '../model/quantize/quantized-cache.js';
-import type { ComputePrecision } from '../model/quantize/weight-format.js';
+import type { ComputeDtype, QuantizedGraphWeights } from '../model/graph-context.js';
 import type { DeviceRequest } from './device.js';
 import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue, switchCols, switchFactors, switchRestoreFactors, switchRows } from '../model/graph-io.js';
 
@@ -76,7 +74,7 @@ export interface ModelSessionOptions {
   /** Threads for one operator; onnxruntime's default uses every core. */
   intraOpThreads?: number;
   /** Linear layers from a quantized copy (CPU only: MatMulNBits on CUDA wants float16 scales). */
-  quantized?: { weights: QuantizedWeights; compute: ComputePrecision };
+  quantized?: QuantizedGraphWeights;
   /** Only the first `layers` layers, taps but no logits (reference runs of early layers). */
   layers?: number;
   onWarning?: (message: string) => void;

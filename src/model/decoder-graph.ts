@@ -3,11 +3,9 @@
 // and activation taps around every down_proj.
 import type { LayerLayout } from './architectures/layout.js';
 import type { Checkpoint } from './checkpoint.js';
-import { norm, toCompute, weight, type ComputeDtype, type GraphContext } from './graph-context.js';
+import { norm, toCompute, weight, type ComputeDtype, type GraphContext, type QuantizedGraphWeights } from './graph-context.js';
 // Every linear layer goes through linearLayer: MatMulNBits for quantized weights, else the float `linear`.
 import { linearLayer as linear } from './quantized-linear.js';
-import type { QuantizedWeights } from './quantize/quantized-cache.js';
-import type { ComputePrecision } from './quantize/weight-format.js';
 import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue } from './graph-io.js';
 import { addInstrumentationInputs, addTapOutputs, switchAndTap, type Instrumentation } from './instrumentation.js';
 import { GraphBuilder } from './onnx-graph.js';
@@ -18,7 +16,7 @@ export interface DecoderGraphOptions {
   /** Switch inputs and tap outputs; off only to measure what they cost. */
   instrument: boolean;
   /** Linear layers from this quantized copy (MatMulNBits), computed as `compute` says. */
-  quantized?: { weights: QuantizedWeights; compute: ComputePrecision };
+  quantized?: QuantizedGraphWeights;
   /** Build only the first `layers` layers and their taps, no logits (a cheap reference run of early layers). */
   layers?: number;
 }

@@ -9,6 +9,16 @@ import type { ComputePrecision } from './quantize/weight-format.js';
 
 export type ComputeDtype = 'float32' | 'float16';
 
+export interface QuantizedGraphWeights {
+  weights: QuantizedWeights;
+  compute: ComputePrecision;
+  /**
+   * With int8 activations, input channels of a weight kept out of the activation scale (the super
+   * activation's channel, the super weight's column) and added back in float32. By tensor name.
+   */
+  heldOut?: ReadonlyMap<string, readonly number[]>;
+}
+
 export interface GraphContext {
   g: GraphBuilder;
   checkpoint: Checkpoint;
@@ -16,7 +26,7 @@ export interface GraphContext {
   /** Weight name -> value name in compute dtype, so tied embeddings load once. */
   weights: Map<string, string>;
   /** A quantized copy: its MatMulNBits weights, and the float tensors it carries in place of the checkpoint's. */
-  quantized?: { weights: QuantizedWeights; compute: ComputePrecision };
+  quantized?: QuantizedGraphWeights;
 }
 
 const SAFETENSORS_TO_ONNX: Record<SafetensorsDtype, OnnxDataType> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };

@@ -41,5 +41,14 @@ function matMulNBits(ctx: GraphContext, x: string, t: QuantizedTensorRecord): st
     block_size: t.kernelBlock,
     accuracy_level: ctx.quantized!.compute === 'int8' ? ACCURACY_INT8 : ACCURACY_FLOAT32,
   };
-  return g.node('MatMulNBits', inputs, attrs, 1, 'com.microsoft')[0]!;
+  const held = ctx.quantized!.compute === 'int8' ? ctx.quantized!.heldOut?.get(t.name) : undefined;
+  if (!held?.length) return g.node('MatMulNBits', inputs, attrs, 1, 'com.microsoft')[0]!;
+  // The paper's remedy for int8 activations: an outlier channel would set its block's scale on the
+  // first token and flatten the rest of the block, so it goes in as 0 and its product comes back in float32.
+  const keep = g.constant({ dtype: 'float32', dims: [t.k], values: Float32Array.from({ length: t.k }, (_, c) => (held.includes(c) ? 0 : 1)) }, 'held_out_mask');
+  inputs[0] = g.op('Mul', [x, keep]);
+  const y = g.node('MatMulNBits', inputs, attrs, 1, 'com.microsoft')[0]!;
+  const columns = g.constant({ dtype: 'float32', dims: [held.length, t.rows], values: ctx.quantized!.weights.columns(t.name, held) }, 'held_out_columns');
+  const heldValues = g.op('Gather', [x, g.int64s([...held])], { axis: -1 });
+  return g.op('Add', [y, g.op('MatMul', [heldValues, columns])]);
 }

@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import type { Checkpoint } from '../checkpoint.js';
 import type { TensorEntry } from '../safetensors.js';
 import { coordinateId } from '../switch-plan.js';
-import { blockLayout, codeIndex, dequantizeCode, symmetricZeroCode } from './block-quantizer.js';
+import { blockLayout, codeIndex, dequantizeCode, readCode, symmetricZeroCode } from './block-quantizer.js';
 import { writeQuantizedCopy, type QuantizeProgress } from './quantized-copy.js';
 import { MANIFEST_FILE, manifestSchema, QUANTIZED_FORMAT, type QuantizedManifest, type QuantizedTensorRecord } from './quantized-manifest.js';
 import type { QuantizationSettings } from './weight-format.js';
@@ -28,6 +28,8 @@ export interface QuantizedWeights {
   cache: { state: CacheState; reason?: string };
   /** The value the graph holds at (row, col) of a quantized tensor. */
   elementValue(name: string, row: number, col: number): number;
+  /** Whole columns of a quantized tensor as the graph holds them: [cols.length, rows] (column-major). */
+  columns(name: string, cols: readonly number[]): Float32Array;
 }
 
 export interface OpenQuantizedOptions {
@@ -188,7 +190,39 @@ function loaded(dir: string, manifest: QuantizedManifest, cache: QuantizedWeight
       }
       return bytes.readFloatLE(0);
     },
+    columns(name, cols) {
+      const t = quantized.get(name);
+      if (!t) throw new Error(`${name} is not quantized`);
+      return quantizedColumns(dataPath, t, manifest.scheme, cols);
+    },
   };
+}
+
+function quantizedColumns(dataPath: string, t: QuantizedTensorRecord, scheme: QuantizedManifest['scheme'], cols: readonly number[]): Float32Array {
+  const layout = blockLayout(t.rows, t.k, t.bits, t.blockSize);
+  const read = (region: { offset: number; length: number }): Buffer => {
+    const bytes = Buffer.alloc(region.length);
+    const fd = fs.openSync(dataPath, 'r');
+    try {
+      fs.readSync(fd, bytes, 0, region.length, region.offset);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return bytes;
+  };
+  const codes = read(t.codes);
+  const scaleBytes = read(t.scales);
+  const scales = new Float32Array(scaleBytes.buffer, scaleBytes.byteOffset, scaleBytes.length / 4);
+  const zeroPoints = t.zeroPoints ? read(t.zeroPoints) : undefined;
+  const out = new Float32Array(cols.length * t.rows);
+  cols.forEach((col, i) => {
+    const block = Math.floor(col / t.kernelBlock);
+    for (let row = 0; row < t.rows; row++) {
+      const zero = scheme === 'asymmetric' ? readCode(zeroPoints!, row * layout.zeroPointBytesPerRow, block, t.bits) : symmetricZeroCode(t.bits);
+      out[i * t.rows + row] = dequantizeCode(readCode(codes, 0, codeIndex(layout, row, col), t.bits), scales[row * layout.blocksPerRow + block]!, zero);
+    }
+  });
+  return out;
 }
 
 function quantizedElement(dataPath: string, t: QuantizedTensorRecord, scheme: QuantizedManifest['scheme'], row: number, col: number): number {
