@@ -82,6 +82,7 @@ export const CHAT_UNSUPPORTED: readonly UnsupportedRule[] = [
 export const COMPLETION_UNSUPPORTED: readonly UnsupportedRule[] = [
   (body) => (typeof body.best_of === 'number' && body.best_of > 1 ? { param: 'best_of', message: 'best_of > 1 is not supported; use n and rank the choices by their logprobs' } : undefined),
   (body) => (body.suffix ? { param: 'suffix', message: 'suffix (insertion) is not supported' } : undefined),
+  toolCalls,
   textFormat('response_format'),
   guidedDecoding,
 ];
