@@ -77,6 +77,8 @@ export const serverConfigSchema = z.strictObject({
   superWeightsFile: z.string().optional(),
   telemetry: telemetrySchema,
   weights: weightsSchema,
+  /** Browser origins allowed to call the API (CORS); `*` for any; none by default. */
+  allowedOrigins: z.array(z.string().regex(/^(\*|https?:\/\/[^/\s]+)$/, 'expected "*" or an origin such as https://app.example.com (scheme and host, no path)')),
 });
 
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
@@ -114,6 +116,7 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_CLIP_OUTLIERS: 'weights.clipOutliers',
   SWSERVE_COMPUTE: 'weights.compute',
   SWSERVE_QUANTIZED_CACHE: 'weights.cacheDir',
+  SWSERVE_ALLOWED_ORIGINS: 'allowedOrigins',
 };
 
 export function envLayer(env: NodeJS.ProcessEnv): Layer {
@@ -136,8 +139,12 @@ export function setPath(target: Layer, dotted: string, value: unknown): void {
 // Settings that are text even when they look like numbers (an API key of digits is still a key).
 const TEXT_SETTINGS = new Set(['host', 'model', 'servedModelName', 'device', 'apiKey', 'superWeightsFile', 'weights.precision', 'weights.scheme', 'weights.compute', 'weights.cacheDir']);
 
+// Settings that are lists, given as text separated by commas.
+const LIST_SETTINGS = new Set(['allowedOrigins']);
+
 /** A setting given as text (a variable or a flag) as the value the schema expects. */
 export function settingValue(key: string, value: string): unknown {
+  if (LIST_SETTINGS.has(key)) return value.split(',').map((v) => v.trim()).filter((v) => v !== '');
   return TEXT_SETTINGS.has(key) ? value : coerce(value);
 }
 
