@@ -52,7 +52,11 @@ export function switchAndTap(ctx: GraphContext, inst: Instrumentation, layer: nu
   const perToken = g.op('Add', [g.op('Mul', [perRow, inst.keep]), g.op('Mul', [toCompute(ctx, restoreFactors), inst.atRestore])]);
   const update = g.op('Mul', [gathered, perToken]);
   const index = g.op('Expand', [rows, g.op('Shape', [update])]);
-  const switched = g.op('ScatterElements', [y, index, update], { axis: 2, reduction: 'add' });
+  // onnxruntime's CPU ScatterElements has no float16 kernel with reduction 'add': float16 graphs add in float32.
+  const switched =
+    ctx.dtype === 'float32'
+      ? g.op('ScatterElements', [y, index, update], { axis: 2, reduction: 'add' })
+      : toCompute(ctx, g.op('ScatterElements', [toFloat32(ctx, y), index, toFloat32(ctx, update)], { axis: 2, reduction: 'add' }));
 
   const [inMax, inArg] = maskedMaxOverRow(ctx, inst, x);
   const [outMax, outArg] = maskedMaxOverRow(ctx, inst, switched);
