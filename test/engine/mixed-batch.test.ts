@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { GenerationRequest } from '../../src/engine/protocol.js';
 import { scaledPlan, switchPlan, type SwitchPlan } from '../../src/model/switch-plan.js';
 import { generationRequest } from '../helpers/engine-harness.js';
-import { startEngine, type EngineRunner } from '../helpers/engine-runner.js';
+import { assertBatchedEqualsSolo, startEngine, type EngineRunner } from '../helpers/engine-runner.js';
 import { buildTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
 
 const LOGPROB_TOLERANCE = 1e-4;
@@ -38,27 +38,7 @@ const REQUESTS: GenerationRequest[] = [
 
 describe('continuous batching', () => {
   it('gives every sequence its solo tokens and logprobs, with joins mid-way', async () => {
-    const solo = new Map<string, { tokens: number[]; logprobs: number[] }>();
-    for (const r of REQUESTS) {
-      runner.engine.submit({ ...r, id: `solo-${r.id}` });
-      await runner.drain();
-      solo.set(r.id, runner.get(`solo-${r.id}`));
-    }
-    const statsBefore = runner.stats.length;
-    for (const r of REQUESTS.slice(0, 3)) runner.engine.submit(r);
-    await runner.drain(3);
-    for (const r of REQUESTS.slice(3, 5)) runner.engine.submit(r);
-    await runner.drain(2);
-    runner.engine.submit(REQUESTS[5]!);
-    await runner.drain();
-
-    for (const r of REQUESTS) {
-      const mixed = runner.get(r.id);
-      const alone = solo.get(r.id)!;
-      assert.deepEqual(mixed.tokens, alone.tokens, `tokens of ${r.id}`);
-      mixed.logprobs.forEach((lp, i) => assert.ok(Math.abs(lp - alone.logprobs[i]!) < LOGPROB_TOLERANCE, `${r.id} logprob ${i}`));
-    }
-    const decodeSteps = runner.stats.slice(statsBefore).filter((s) => s.phase === 'decode');
+    const { solo, decodeSteps } = await assertBatchedEqualsSolo(runner, REQUESTS, [{ requests: 3, steps: 3 }, { requests: 2, steps: 2 }], LOGPROB_TOLERANCE);
     assert.ok(Math.max(...decodeSteps.map((s) => s.batchSize)) >= 5, 'sequences shared decode steps');
     assert.ok(decodeSteps.some((s) => s.switchedRows > 0 && s.switchedRows < s.batchSize), 'mixed switch states shared a step');
     // The switch really changed tokens somewhere, so equality above is not trivial.

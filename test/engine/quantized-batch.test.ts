@@ -10,7 +10,7 @@ import type { GenerationRequest } from '../../src/engine/protocol.js';
 import type { WeightOptions } from '../../src/model/quantize/weight-format.js';
 import { scaledPlan, switchPlan, type SwitchPlan } from '../../src/model/switch-plan.js';
 import { generationRequest } from '../helpers/engine-harness.js';
-import { startEngine } from '../helpers/engine-runner.js';
+import { assertBatchedEqualsSolo, startEngine } from '../helpers/engine-runner.js';
 import { buildTinyCheckpoint, type TinyCheckpoint } from '../helpers/tiny-checkpoint.js';
 
 // Float32 activations: batch shapes change only summation order (as on float32 weights).
@@ -54,25 +54,8 @@ describe('mixed switch states in one batch on a quantized copy', () => {
       const runner = await startEngine({ modelDir: ckpt.dir, knownSuperWeights: [SW], weights: { ...weights, cacheDir: path.join(root, 'cache') } });
       try {
         assert.equal(runner.engine.info.weights.precision, weights.precision);
-        const solo = new Map<string, { tokens: number[]; logprobs: number[] }>();
-        for (const r of REQUESTS) {
-          runner.engine.submit({ ...r, id: `solo-${r.id}` });
-          await runner.drain();
-          solo.set(r.id, runner.get(`solo-${r.id}`));
-        }
-        const statsBefore = runner.stats.length;
-        for (const r of REQUESTS.slice(0, 3)) runner.engine.submit(r);
-        await runner.drain(2);
-        for (const r of REQUESTS.slice(3)) runner.engine.submit(r);
-        await runner.drain();
-        for (const r of REQUESTS) {
-          const mixed = runner.get(r.id);
-          const alone = solo.get(r.id)!;
-          assert.deepEqual(mixed.tokens, alone.tokens, `tokens of ${r.id}`);
-          const tolerance = weights.compute === 'float32' ? LOGPROB_TOLERANCE : weights.precision === 'float16' ? FLOAT16_LOGPROB_TOLERANCE : INT8_ACTIVATION_LOGPROB_TOLERANCE;
-          mixed.logprobs.forEach((lp, i) => assert.ok(Math.abs(lp - alone.logprobs[i]!) < tolerance, `${r.id} logprob ${i}: ${lp} vs ${alone.logprobs[i]}`));
-        }
-        const decodeSteps = runner.stats.slice(statsBefore).filter((s) => s.phase === 'decode');
+        const tolerance = weights.compute === 'float32' ? LOGPROB_TOLERANCE : weights.precision === 'float16' ? FLOAT16_LOGPROB_TOLERANCE : INT8_ACTIVATION_LOGPROB_TOLERANCE;
+        const { solo, decodeSteps } = await assertBatchedEqualsSolo(runner, REQUESTS, [{ requests: 3, steps: 2 }], tolerance);
         assert.ok(decodeSteps.some((s) => s.switchedRows > 0 && s.switchedRows < s.batchSize), 'mixed switch states shared a step');
         assert.notDeepEqual(solo.get('a')!.tokens.slice(0, 9), solo.get('b')!.tokens);
       } finally {

@@ -6,6 +6,8 @@ import { blockLayout, dequantizeRows } from '../../src/model/quantize/block-quan
 import type { QuantizedWeights } from '../../src/model/quantize/quantized-cache.js';
 import type { SuperWeightCoordinate } from '../../src/model/switch-plan.js';
 import type { TinyCheckpoint, WeightTensor } from './tiny-checkpoint.js';
+import { logSoftmax } from '../../src/engine/sampler.js';
+import { klDivergence as klOfLogProbs } from '../../src/superweights/distribution-compare.js';
 
 /**
  * The checkpoint's weights with every quantized tensor replaced by its dequantized values, and the
@@ -41,19 +43,6 @@ export function dequantizedCheckpoint(ckpt: TinyCheckpoint, quantized: Quantized
 }
 
 /** KL(p || q) of two logit vectors, in nats. */
-export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>): number {
-  const lp = logSoftmax(p);
-  const lq = logSoftmax(q);
-  let kl = 0;
-  for (let i = 0; i < lp.length; i++) kl += Math.exp(lp[i]!) * (lp[i]! - lq[i]!);
-  return kl;
-}
-
-function logSoftmax(logits: ArrayLike<number>): Float64Array {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]!);
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from({ length: logits.length }, (_, i) => logits[i]! - lse);
+export function klDivergence(p: Float32Array, q: Float32Array): number {
+  return klOfLogProbs(logSoftmax(p), logSoftmax(q));
 }
