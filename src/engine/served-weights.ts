@@ -73,6 +73,9 @@ export function prepareServedWeights(input: ServedWeightsInput): ServedWeights {
   const plain = { blockSize: null, kernelBlockSizes: [], roundTripTensors: 0, scheme: null, quantizeLmHead: false, clipOutliers: null, protectedSuperWeights: [], cache: null };
   if (!isQuantized(options.precision)) {
     const dtype: ComputeDtype = options.precision === 'float16' ? 'float16' : 'float32';
+    // Measured (npm run bench:weights): on x86-64 onnxruntime 1.30 runs float16 MatMul through float32
+    // kernels, so float16 weights take the same memory as float32 and decode no faster.
+    if (dtype === 'float16' && device.kind === 'cpu') input.log?.('float16 weights do not pay on this CPU build of onnxruntime (float32 memory, no faster); int8 or int4 do');
     return {
       info: { precision: options.precision, compute: dtype, ...plain, bytes: floatBytes(checkpoint, dtype) },
       computeDtype: input.options.precision ? dtype : undefined,
@@ -95,7 +98,7 @@ export function prepareServedWeights(input: ServedWeightsInput): ServedWeights {
       quantizeLmHead: options.quantizeLmHead,
       clipOutliers: options.clipOutliers ?? null,
       protectedSuperWeights: settings.protectedWeights.map(coordinateId),
-      bytes: quantizedBytes(weights),
+      bytes: quantizedBytes(checkpoint, weights),
       cache: { dir: weights.dir, state: weights.cache.state, reason: weights.cache.reason, quantizeMs: weights.manifest.quantizeMs },
     },
     computeDtype: 'float32',
@@ -131,10 +134,16 @@ function floatBytes(checkpoint: Checkpoint, dtype: ComputeDtype): number {
   return parameterCount(checkpoint) * (dtype === 'float16' ? 2 : 4);
 }
 
-/** Quantized regions as stored, float tensors as the float32 graph casts them. */
-function quantizedBytes(weights: QuantizedWeights): number {
+/** Quantized regions as stored, float tensors as the float32 graph casts them (a float16 embedding table stays float16). */
+function quantizedBytes(checkpoint: Checkpoint, weights: QuantizedWeights): number {
   const quantized = weights.manifest.quantized.reduce((sum, t) => sum + t.codes.length + t.scales.length + (t.zeroPoints?.length ?? 0), 0);
-  const float = weights.manifest.float.reduce((sum, t) => sum + (t.data.length / DTYPE_BYTES[t.dtype]) * 4, 0);
+  const { embedTokens, lmHead } = checkpoint.layout;
+  const float = weights.manifest.float.reduce((sum, t) => {
+    const float32 = (t.data.length / DTYPE_BYTES[t.dtype]) * 4;
+    if (t.name !== embedTokens || t.dtype !== 'F16') return sum + float32;
+    // A tied lm_head left in float reads the table as float32 too.
+    return sum + t.data.length + (lmHead === undefined && !weights.quantized.has(embedTokens) ? float32 : 0);
+  }, 0);
   return quantized + float;
 }
 

@@ -3,9 +3,9 @@
 // and activation taps around every down_proj.
 import type { LayerLayout } from './architectures/layout.js';
 import type { Checkpoint } from './checkpoint.js';
-import { norm, toCompute, weight, type ComputeDtype, type GraphContext, type QuantizedGraphWeights } from './graph-context.js';
+import { norm, toCompute, type ComputeDtype, type GraphContext, type QuantizedGraphWeights } from './graph-context.js';
 // Every linear layer goes through linearLayer: MatMulNBits for quantized weights, else the float `linear`.
-import { linearLayer as linear } from './quantized-linear.js';
+import { embeddingRows, linearLayer as linear } from './quantized-linear.js';
 import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue } from './graph-io.js';
 import { addInstrumentationInputs, addTapOutputs, switchAndTap, type Instrumentation } from './instrumentation.js';
 import { GraphBuilder } from './onnx-graph.js';
@@ -59,7 +59,7 @@ export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphO
   const rope = ropeTables(ctx, positionIds);
   const inst = options.instrument ? addInstrumentationInputs(ctx, positionIds) : undefined;
 
-  let hidden = g.op('Gather', [weight(ctx, layout.embedTokens), inputIds], { axis: 0 });
+  let hidden = embeddingRows(ctx, layout.embedTokens, inputIds);
   layout.layers.slice(0, layers).forEach((layer, l) => {
     hidden = g.scoped(`layers.${l}`, () => {
       const attn = g.scoped('self_attn', () =>

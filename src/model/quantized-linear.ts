@@ -1,7 +1,7 @@
 // Linear layers whose weights are block-quantized: onnxruntime's com.microsoft.MatMulNBits reads
 // the codes, scales and zero points of a quantized copy (src/model/quantize/) and computes y = x W^T
 // with W dequantized per block; float weights go through the plain `linear`.
-import { linear, weight, type GraphContext } from './graph-context.js';
+import { cast, linear, weight, type GraphContext } from './graph-context.js';
 import { blockLayout } from './quantize/block-quantizer.js';
 import type { QuantizedTensorRecord } from './quantize/quantized-manifest.js';
 
@@ -51,4 +51,16 @@ function matMulNBits(ctx: GraphContext, x: string, t: QuantizedTensorRecord): st
   const columns = g.constant({ dtype: 'float32', dims: [held.length, t.rows], values: ctx.quantized!.weights.columns(t.name, held) }, 'held_out_columns');
   const heldValues = g.op('Gather', [x, g.int64s([...held])], { axis: -1 });
   return g.op('Add', [y, g.op('MatMul', [heldValues, columns])]);
+}
+
+/**
+ * The embedding rows of `ids`. A quantized copy may hold the table in float16: rows are gathered from
+ * it and only they are cast, so the table stays float16 in memory (a Cast of the whole table would be
+ * folded into a float32 copy at load).
+ */
+export function embeddingRows(ctx: GraphContext, tableName: string, ids: string): string {
+  const entry = ctx.quantized?.weights.float.get(tableName);
+  if (!entry || entry.dtype !== 'F16' || ctx.dtype !== 'float32') return ctx.g.op('Gather', [weight(ctx, tableName), ids], { axis: 0 });
+  const table = ctx.g.externalInitializer(`${tableName}.float16`, { dtype: 'float16', dims: entry.shape, location: entry.file, offset: entry.offset, length: entry.byteLength });
+  return cast(ctx.g, ctx.g.op('Gather', [table, ids], { axis: 0 }), 'float32');
 }

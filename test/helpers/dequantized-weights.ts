@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { blockLayout, dequantizeRows } from '../../src/model/quantize/block-quantizer.js';
 import type { QuantizedWeights } from '../../src/model/quantize/quantized-cache.js';
+import { readTensorAsFloat32 } from '../../src/model/safetensors.js';
 import type { SuperWeightCoordinate } from '../../src/model/switch-plan.js';
 import type { TinyCheckpoint, WeightTensor } from './tiny-checkpoint.js';
 import { logSoftmax } from '../../src/engine/sampler.js';
@@ -28,10 +29,8 @@ export function dequantizedCheckpoint(ckpt: TinyCheckpoint, quantized: Quantized
     );
     weights.set(t.name, { shape: [t.rows, t.k], data: values });
   }
-  for (const t of quantized.manifest.float.filter((f) => f.roundTrip)) {
-    const bytes = slice(t.data);
-    weights.set(t.name, { shape: t.shape, data: new Float32Array(bytes.buffer, 0, bytes.length / 4) });
-  }
+  // Float tensors as the copy holds them (round trips, a float16 embedding table).
+  for (const [name, entry] of quantized.float) weights.set(name, { shape: entry.shape, data: readTensorAsFloat32(quantized.dir, entry) });
   for (const c of exact) {
     const name = `model.layers.${c.layer}.mlp.down_proj.weight`;
     const original = ckpt.weights.get(name)!;

@@ -30,10 +30,11 @@ const floatTensor = z.strictObject({
   roundTrip: z.boolean().optional(),
 });
 
-export const QUANTIZED_FORMAT = 1;
+// 2: a float32 embedding table is stored as float16.
+export const QUANTIZED_FORMAT = 2;
 
 export const manifestSchema = z.strictObject({
-  format: z.literal(QUANTIZED_FORMAT),
+  format: z.number().int(),
   key: z.string(),
   keyMaterial: z.unknown(),
   scheme: z.enum(['symmetric', 'asymmetric']),
