@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { logSoftmax } from '../../src/engine/sampler.js';
 import { loadTokenizer } from '../../src/engine/tokenizer.js';
 import { exportOptimumOnnx } from '../../test/helpers/optimum-export.js';
 import { openHarness } from '../../test/helpers/engine-harness.js';
@@ -54,15 +55,6 @@ async function greedy(engine: PeerEngine, prompts: number[][]): Promise<number[]
   }
 }
 
-function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of logits) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(logits, (v) => v - lse);
-}
-
 interface Agreement {
   /** Max |log p - log q| over positions and tokens. */
   maxDiff: number;
@@ -72,7 +64,7 @@ interface Agreement {
   meanKl: number;
 }
 
-function compare(p: Float64Array[], q: Float64Array[]): Agreement {
+function compare(p: Float32Array[], q: Float64Array[]): Agreement {
   let maxDiff = 0;
   let maxRelativeDiff = 0;
   let kl = 0;

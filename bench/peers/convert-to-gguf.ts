@@ -3,6 +3,7 @@
 // for llama.cpp's RoPE, 1-D tensors (norms) in F32, the llama.* hyperparameters and the tokenizer.
 // Usage: node dist/bench/peers/convert-to-gguf.js MODEL_DIR OUT.gguf [F32|F16|Q8_0|Q4_0]
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import { readTensorAsFloat32 } from '../../src/model/safetensors.js';
 import { ropeInverseFrequencies } from '../../src/model/rope.js';
@@ -144,4 +145,4 @@ function main(): void {
   console.log(`wrote ${result.path}: ${result.tensorCount} tensors, ${result.type}`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) main();
+if (process.argv[1] === fileURLToPath(import.meta.url)) main();

@@ -60,8 +60,8 @@ class ByteSink {
     this.push(bytes);
   }
   scalar(kind: ScalarKind, v: number | boolean | string): void {
-    const b = Buffer.alloc(kind === 'bool' ? 1 : kind === 'u64' ? 8 : 4);
     if (kind === 'string') return this.string(v as string);
+    const b = Buffer.alloc(kind === 'bool' ? 1 : kind === 'u64' ? 8 : 4);
     if (kind === 'u32') b.writeUInt32LE(v as number);
     else if (kind === 'i32') b.writeInt32LE(v as number);
     else if (kind === 'f32') b.writeFloatLE(v as number);
