@@ -139,5 +139,9 @@ describe('Optimum-layout ONNX export', () => {
     // stored[c, r] = W[r, c]
     assert.equal(stored[5 * rows + 3], original[3 * cols + 5]);
     for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) assert.ok(fs.existsSync(path.join(dir, 'optimum', file)), file);
+    // optimum-cli's own layout keeps model.onnx next to config.json.
+    const flat = exportOptimumOnnx(dir, path.join(dir, 'optimum-cli'), { onnxSubfolder: '' });
+    assert.equal(flat.modelPath, path.join(dir, 'optimum-cli', 'model.onnx'));
+    assert.ok(fs.existsSync(path.join(dir, 'optimum-cli', 'model.onnx_data')));
   });
 });
