@@ -2,6 +2,7 @@
 // whole batch, per-sequence events out. The worker wraps it; tests and benchmarks drive it directly.
 import { coordinateId, coordinateProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
 import { openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
+import { modelFolderName } from '../model/hub-cache.js';
 import { readTensorElement } from '../model/safetensors.js';
 import { stopWordTokenIds } from './stop-words.js';
 import { activationFrame } from './activation-frames.js';
@@ -72,7 +73,7 @@ export class EngineCore {
     });
     const info: EngineInfo = {
       modelDir: checkpoint.dir,
-      modelId: spec.nameOrPath || checkpoint.dir.split('/').pop()!,
+      modelId: spec.nameOrPath || modelFolderName(checkpoint.dir),
       architecture: spec.architecture,
       parameterCount: parameterCount(checkpoint),
       contextLength: Math.min(options.contextLength ?? spec.maxPositionEmbeddings, spec.maxPositionEmbeddings),

@@ -97,8 +97,8 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
     executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'],
     graphOptimizationLevel: 'all',
     ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    // The graph is held in memory; its external data lives in the checkpoint folder.
-    extra: { session: { model_external_initializers_file_folder_path: checkpoint.dir } },
+    // The graph is held in memory; its external data lives in the checkpoint folder (or the hub cache's blobs/).
+    extra: { session: { model_external_initializers_file_folder_path: checkpoint.externalDataDir } },
   });
   const info: SessionInfo = {
     device,

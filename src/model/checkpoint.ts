@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ARCHITECTURES } from './architectures/index.js';
 import { expectedShapes, type DecoderLayout } from './architectures/layout.js';
 import { CheckpointError } from './checkpoint-error.js';
+import { HubCacheRepo } from './hub-cache.js';
 import { readModelSpec, type ModelSpec } from './hf-config.js';
 import { readSafetensorsHeader, type TensorEntry } from './safetensors.js';
 
@@ -13,6 +14,10 @@ export interface Checkpoint {
   spec: ModelSpec;
   layout: DecoderLayout;
   tensors: ReadonlyMap<string, TensorEntry>;
+  /** Where onnxruntime reads the weights from: the model folder, or the hub cache's blobs/ when the files are snapshot links. */
+  externalDataDir: string;
+  /** Weight file name in the model folder -> its path relative to externalDataDir (the graph's external-data location). */
+  dataLocations: ReadonlyMap<string, string>;
 }
 
 const SINGLE_FILE = 'model.safetensors';
@@ -23,9 +28,10 @@ export function openCheckpoint(modelDir: string): Checkpoint {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CheckpointError(dir, 'model folder does not exist');
   const spec = readModelSpec(dir);
   const layout = ARCHITECTURES[spec.architecture].describeLayout(spec);
+  const files = weightFiles(dir);
+  const { externalDataDir, dataLocations } = locateWeights(dir, files);
   const tensors = new Map<string, TensorEntry>();
-  for (const file of weightFiles(dir)) {
-    assertInsideFolder(dir, file);
+  for (const file of files) {
     for (const entry of readSafetensorsHeader(dir, file)) tensors.set(entry.name, entry);
   }
   for (const [name, shape] of expectedShapes(spec, layout)) {
@@ -38,7 +44,7 @@ export function openCheckpoint(modelDir: string): Checkpoint {
       );
     }
   }
-  return { dir, spec, layout, tensors };
+  return { dir, spec, layout, tensors, externalDataDir, dataLocations };
 }
 
 function weightFiles(dir: string): string[] {
@@ -57,17 +63,31 @@ function weightFiles(dir: string): string[] {
   throw new CheckpointError(dir, `neither ${SINGLE_FILE} nor ${SHARD_INDEX} found`);
 }
 
-// onnxruntime refuses external data that leaves the model folder; say so before it does.
-function assertInsideFolder(dir: string, file: string): void {
-  const full = path.join(dir, file);
-  if (path.isAbsolute(file) || file.split(/[\\/]/).includes('..')) {
-    throw new CheckpointError(full, 'weight file path leaves the model folder');
+// onnxruntime resolves links and refuses external data outside the folder it is given, so a hub
+// cache snapshot (every file a link into ../../blobs) is read from blobs/ under the blobs' own names.
+// Links are followed only while they stay inside the model folder or its cache repository's blobs/.
+export function locateWeights(modelDir: string, files: string[]): { externalDataDir: string; dataLocations: Map<string, string> } {
+  const dir = path.resolve(modelDir);
+  const realDir = fs.realpathSync(dir);
+  const repo = HubCacheRepo.aboveSnapshot(dir);
+  const realBlobs = repo ? fs.realpathSync(repo.blobsDir) : undefined;
+  const inside = (root: string | undefined, p: string): boolean => root !== undefined && p.startsWith(root + path.sep);
+  const reals = files.map((file) => {
+    const full = path.join(dir, file);
+    if (path.isAbsolute(file) || file.split(/[\\/]/).includes('..')) throw new CheckpointError(full, 'weight file path leaves the model folder');
+    if (!fs.existsSync(full)) throw new CheckpointError(full, fs.lstatSync(full, { throwIfNoEntry: false }) ? 'is a link to a file that is missing' : 'file is missing');
+    const real = fs.realpathSync(full);
+    if (!inside(realDir, real) && !inside(realBlobs, real)) {
+      const where = repo ? `the model folder and its hub cache repository ${repo.dir}` : 'the model folder';
+      throw new CheckpointError(full, `is a link to ${real}, outside ${where}; copy the files in (e.g. huggingface-cli download --local-dir)`);
+    }
+    return real;
+  });
+  const root = reals.every((r) => inside(realDir, r)) ? realDir : reals.every((r) => inside(realBlobs, r)) ? realBlobs : undefined;
+  if (!root) {
+    throw new CheckpointError(dir, `some weight files are links into ${realBlobs} and some are not; onnxruntime reads every weight from one folder, so make them all links or all plain files`);
   }
-  if (!fs.existsSync(full)) throw new CheckpointError(full, 'file is missing');
-  const real = fs.realpathSync(full);
-  if (!real.startsWith(fs.realpathSync(dir) + path.sep)) {
-    throw new CheckpointError(full, `is a link to ${real} outside the model folder; copy the files in (e.g. huggingface-cli download --local-dir)`);
-  }
+  return { externalDataDir: root, dataLocations: new Map(files.map((file, i) => [file, path.relative(root, reals[i]!)])) };
 }
 
 /** Total parameters named by the layout (tied embeddings counted once). */
