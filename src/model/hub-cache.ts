@@ -61,6 +61,11 @@ export class HubCacheRepo {
     return path.join(this.dir, 'blobs');
   }
 
+  /** swserve's own lock beside huggingface_hub's in <cache>/.locks/<repo folder>/ (theirs are fcntl locks, which need not hold across machines). */
+  lockPath(etag: string): string {
+    return path.join(path.dirname(this.dir), '.locks', path.basename(this.dir), `${etag}.swserve.lock`);
+  }
+
   snapshotDir(commit: string): string {
     return path.join(this.dir, 'snapshots', commit);
   }
@@ -104,8 +109,14 @@ export class HubCacheRepo {
     const pointer = path.join(this.snapshotDir(commit), file);
     fs.mkdirSync(path.dirname(pointer), { recursive: true });
     const target = path.relative(path.dirname(pointer), this.blobPath(etag));
+    if (fs.lstatSync(pointer, { throwIfNoEntry: false })?.isSymbolicLink() && fs.readlinkSync(pointer) === target) return;
+    // Another process may link the same file between our rm and our link; its link is this one.
     fs.rmSync(pointer, { force: true });
-    fs.symlinkSync(target, pointer);
+    try {
+      fs.symlinkSync(target, pointer);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || fs.readlinkSync(pointer) !== target) throw err;
+    }
   }
 
   /** huggingface_hub's .no_exist marker: the repository has no such file at this commit. */

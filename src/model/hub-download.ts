@@ -248,8 +248,16 @@ function statusError(source: HubSource, res: Response, file: string, revision: s
 
 async function downloadBlob(source: HubSource, repo: HubCacheRepo, file: string, meta: FileMetadata, onProgress?: DownloadProgress): Promise<void> {
   const blob = repo.blobPath(meta.etag);
-  if (fs.existsSync(blob) && (meta.size === undefined || fs.statSync(blob).size === meta.size)) return;
+  const present = (): boolean => fs.existsSync(blob) && (meta.size === undefined || fs.statSync(blob).size === meta.size);
+  if (present()) return;
   fs.mkdirSync(repo.blobsDir, { recursive: true });
+  // Replicas sharing one cache volume take turns; whoever comes second finds the blob there.
+  await withFileLock(repo.lockPath(meta.etag), async () => {
+    if (!present()) await transferVerified(source, blob, file, meta, onProgress);
+  });
+}
+
+async function transferVerified(source: HubSource, blob: string, file: string, meta: FileMetadata, onProgress?: DownloadProgress): Promise<void> {
   const incomplete = `${blob}.incomplete`;
   let corruptSeen = false;
   for (let attempt = 1; ; attempt++) {
@@ -275,6 +283,35 @@ async function downloadBlob(source: HubSource, repo: HubCacheRepo, file: string,
 }
 
 class TransferCut extends Error {}
+
+// A lock whose holder stopped refreshing it this long ago died with it (a killed pod).
+const LOCK_STALE_MS = 60_000;
+const LOCK_POLL_MS = 200;
+
+/** An exclusive-create lock file, refreshed while held: it works across processes and across machines sharing a volume. */
+async function withFileLock(lockPath: string, body: () => Promise<void>): Promise<void> {
+  fs.mkdirSync(path.dirname(lockPath), { recursive: true });
+  let fd: number;
+  for (;;) {
+    try {
+      fd = fs.openSync(lockPath, 'wx');
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = Date.now() - (fs.statSync(lockPath, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > LOCK_STALE_MS) fs.rmSync(lockPath, { force: true });
+      else await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+    }
+  }
+  const heartbeat = setInterval(() => fs.futimesSync(fd, new Date(), new Date()), LOCK_STALE_MS / 4);
+  try {
+    await body();
+  } finally {
+    clearInterval(heartbeat);
+    fs.closeSync(fd);
+    fs.rmSync(lockPath, { force: true });
+  }
+}
 
 /** Appends the missing bytes to `incomplete` (Range from its size), restarting when the server cannot resume. */
 async function transfer(source: HubSource, meta: FileMetadata, incomplete: string, onBytes: (bytes: number) => void): Promise<void> {

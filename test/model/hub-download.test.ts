@@ -127,6 +127,15 @@ describe('fetching into the hub cache', () => {
     assert.ok(resolved.slice(1).every((u) => u.includes(`/resolve/${commit}/`)), resolved.join('\n'));
   });
 
+  it('lets two fetches into one cache (replicas on one volume) take turns: each file is transferred once', async () => {
+    const env = freshEnv();
+    const [a, b] = await Promise.all([fetchInto('org/sharded', env), fetchInto('org/sharded', env)]);
+    assert.equal(a, b);
+    const cdn = hub.log.filter((r) => r.url.startsWith('/cdn/')).map((r) => r.url);
+    assert.equal(cdn.length, new Set(cdn).size, cdn.join('\n'));
+    assert.ok(openCheckpoint(a));
+  });
+
   it('follows a relative redirect of a moved repository', async () => {
     hub.moved.set('old/single', 'org/single');
     try {
