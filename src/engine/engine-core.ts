@@ -1,9 +1,8 @@
 // The engine loop, free of any thread or transport: requests in, one `session.run` per step for the
 // whole batch, per-sequence events out. The worker wraps it; tests and benchmarks drive it directly.
 import { coordinateId, coordinateProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
-import { openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
+import { downProjElement, openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
 import { modelFolderName } from '../model/hub-cache.js';
-import { readTensorElement } from '../model/safetensors.js';
 import { stopWordTokenIds } from './stop-words.js';
 import { activationFrame } from './activation-frames.js';
 import { BatchKvCache, type KvGeometry } from './kv-cache.js';
@@ -299,8 +298,7 @@ export class EngineCore {
     const id = coordinateId(c);
     let value = this.weightValues.get(id);
     if (value === undefined) {
-      const entry = this.checkpoint.tensors.get(this.checkpoint.layout.layers[c.layer]!.down)!;
-      value = readTensorElement(this.checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
+      value = downProjElement(this.checkpoint, c);
       this.weightValues.set(id, value);
     }
     return value;

@@ -2,7 +2,7 @@
 // session (falling back to CPU loudly when CUDA cannot start), and runs one batch step.
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
-import { buildDecoderGraph } from '../model/decoder-graph.js';
+import { buildServingGraph } from '../model/serving-graph.js';
 import type { ComputeDtype } from '../model/graph-context.js';
 import type { DeviceRequest } from './device.js';
 import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue, switchCols, switchFactors, switchRows } from '../model/graph-io.js';
@@ -91,8 +91,11 @@ export async function createModelSession(checkpoint: Checkpoint, options: ModelS
 }
 
 async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device: 'cpu' | 'cuda', deviceId = 0): Promise<ModelSession> {
-  const computeDtype: ComputeDtype = options.computeDtype ?? (device === 'cuda' ? 'float16' : 'float32');
-  const graph = buildDecoderGraph(checkpoint, { computeDtype, instrument: options.instrument });
+  const graph = buildServingGraph(checkpoint, {
+    computeDtype: options.computeDtype ?? (device === 'cuda' ? 'float16' : 'float32'),
+    instrument: options.instrument,
+  });
+  const { computeDtype } = graph;
   const session = await ort.InferenceSession.create(graph.bytes, {
     executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'],
     graphOptimizationLevel: 'all',

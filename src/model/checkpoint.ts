@@ -1,5 +1,6 @@
-// Opens a Hugging Face model folder: config.json, and model.safetensors or a sharded index. Every
-// tensor the layout needs is checked for presence and shape here, so onnxruntime never sees a bad file.
+// Opens a Hugging Face model folder: config.json, and model.safetensors or a sharded index (every
+// tensor the layout needs is checked for presence and shape here, so onnxruntime never sees a bad file),
+// or an existing ONNX export in Optimum's layout (onnx-export.ts checks what it can serve).
 import fs from 'node:fs';
 import path from 'node:path';
 import { ARCHITECTURES } from './architectures/index.js';
@@ -7,7 +8,9 @@ import { expectedShapes, type DecoderLayout } from './architectures/layout.js';
 import { CheckpointError } from './checkpoint-error.js';
 import { HubCacheRepo } from './hub-cache.js';
 import { readModelSpec, type ModelSpec } from './hf-config.js';
-import { readSafetensorsHeader, type TensorEntry } from './safetensors.js';
+import { findOnnxModel, legacyLayoutError, legacyOnnxFile, onnxParameterCount, openOnnxExport, readDownProj, readDownProjElement, type OnnxExport } from './onnx-export.js';
+import { readSafetensorsHeader, readTensorAsFloat32, readTensorElement, type TensorEntry } from './safetensors.js';
+import type { SuperWeightCoordinate } from './switch-plan.js';
 
 export interface Checkpoint {
   dir: string;
@@ -18,6 +21,8 @@ export interface Checkpoint {
   externalDataDir: string;
   /** Weight file name in the model folder -> its path relative to externalDataDir (the graph's external-data location). */
   dataLocations: ReadonlyMap<string, string>;
+  /** Set when the folder holds an ONNX export instead of safetensors (then `tensors` is empty). */
+  onnx?: OnnxExport;
 }
 
 const SINGLE_FILE = 'model.safetensors';
@@ -28,6 +33,15 @@ export function openCheckpoint(modelDir: string): Checkpoint {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CheckpointError(dir, 'model folder does not exist');
   const spec = readModelSpec(dir);
   const layout = ARCHITECTURES[spec.architecture].describeLayout(spec);
+  if (!fs.existsSync(path.join(dir, SINGLE_FILE)) && !fs.existsSync(path.join(dir, SHARD_INDEX))) {
+    const onnxFile = findOnnxModel(dir);
+    if (onnxFile) {
+      const onnx = openOnnxExport(onnxFile, spec);
+      return { dir, spec, layout, tensors: new Map(), ...locateWeights(onnx.graphDir, onnx.externalFiles), onnx };
+    }
+    const legacy = legacyOnnxFile(dir);
+    if (legacy) throw legacyLayoutError(legacy);
+  }
   const files = weightFiles(dir);
   const { externalDataDir, dataLocations } = locateWeights(dir, files);
   const tensors = new Map<string, TensorEntry>();
@@ -60,7 +74,7 @@ function weightFiles(dir: string): string[] {
     return [...new Set(Object.values(index.weight_map))];
   }
   if (fs.existsSync(path.join(dir, SINGLE_FILE))) return [SINGLE_FILE];
-  throw new CheckpointError(dir, `neither ${SINGLE_FILE} nor ${SHARD_INDEX} found`);
+  throw new CheckpointError(dir, `neither ${SINGLE_FILE} nor ${SHARD_INDEX} found, nor an ONNX export (model.onnx)`);
 }
 
 // onnxruntime resolves links and refuses external data outside the folder it is given, so a hub
@@ -92,9 +106,23 @@ export function locateWeights(modelDir: string, files: string[]): { externalData
 
 /** Total parameters named by the layout (tied embeddings counted once). */
 export function parameterCount(checkpoint: Checkpoint): number {
+  if (checkpoint.onnx) return onnxParameterCount(checkpoint.onnx);
   let total = 0;
   for (const name of expectedShapes(checkpoint.spec, checkpoint.layout).keys()) {
     total += checkpoint.tensors.get(name)!.shape.reduce((a, b) => a * b, 1);
   }
   return total;
+}
+
+/** down_proj.weight[row, col] (Hugging Face [out, in]) of the checkpoint, safetensors or ONNX export. */
+export function downProjElement(checkpoint: Checkpoint, c: SuperWeightCoordinate): number {
+  if (checkpoint.onnx) return readDownProjElement(checkpoint.onnx, c.layer, c.row, c.col, checkpoint.spec);
+  const entry = checkpoint.tensors.get(checkpoint.layout.layers[c.layer]!.down)!;
+  return readTensorElement(checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
+}
+
+/** A layer's whole down_proj as float32 [out, in]. */
+export function downProjWeights(checkpoint: Checkpoint, layer: number): Float32Array {
+  if (checkpoint.onnx) return readDownProj(checkpoint.onnx, layer, checkpoint.spec);
+  return readTensorAsFloat32(checkpoint.dir, checkpoint.tensors.get(checkpoint.layout.layers[layer]!.down)!);
 }

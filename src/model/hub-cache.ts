@@ -28,6 +28,9 @@ export function repoFolderName(repoId: string): string {
   return `models--${repoId.split('/').join('--')}`;
 }
 
+// How deep below snapshots/<commit>/ a model folder may sit (onnx/ in ONNX repositories).
+const MAX_SNAPSHOT_DEPTH = 3;
+
 /** A model folder's name for people: "org/name" for a hub cache snapshot (its own name is a commit), else the folder's name. */
 export function modelFolderName(dir: string): string {
   const repo = fs.existsSync(dir) ? HubCacheRepo.aboveSnapshot(dir) : undefined;
@@ -45,11 +48,13 @@ export class HubCacheRepo {
 
   /** The repository folder above a snapshot folder (<repo>/snapshots/<commit>), if `dir` is one. */
   static aboveSnapshot(dir: string): HubCacheRepo | undefined {
-    const real = fs.realpathSync(dir);
-    const snapshots = path.dirname(real);
-    const repo = path.dirname(snapshots);
-    if (path.basename(snapshots) !== 'snapshots' || !fs.existsSync(path.join(repo, 'blobs'))) return undefined;
-    return new HubCacheRepo(repo);
+    // A snapshot's subfolders (onnx/) are real folders; its files are the links.
+    for (let at = fs.realpathSync(dir), depth = 0; depth < MAX_SNAPSHOT_DEPTH; at = path.dirname(at), depth++) {
+      const snapshots = path.dirname(at);
+      const repo = path.dirname(snapshots);
+      if (path.basename(snapshots) === 'snapshots' && fs.existsSync(path.join(repo, 'blobs'))) return new HubCacheRepo(repo);
+    }
+    return undefined;
   }
 
   /** A repository folder itself (it has snapshots/ and refs/ or blobs/), as a user may point --model at it. */

@@ -155,6 +155,16 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Claims the names an existing graph uses, so values added here never collide with them. */
+  reserve(names: Iterable<string>): void {
+    for (const name of names) this.names.add(name);
+  }
+
+  /** Hands over what was built so far, to be spliced into an existing graph (an imported ONNX export). */
+  drain(): { nodes: NodeProto[]; inputs: ValueInfoProto[]; outputs: ValueInfoProto[]; initializers: TensorProto[] } {
+    return { nodes: this.nodes.splice(0), inputs: this.inputs.splice(0), outputs: this.outputs.splice(0), initializers: this.initializers.splice(0) };
+  }
+
   get nodeCount(): number {
     return this.nodes.length;
   }
