@@ -12,19 +12,12 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildTinyCheckpoint, type TinyCheckpoint } from '../helpers/tiny-checkpoint.js';
-import type { WebgpuFindings } from '../helpers/webgpu-probe.js';
+import { FLOAT16_RELATIVE_TOLERANCE, FLOAT32_TOLERANCE, type WebgpuFindings } from '../helpers/webgpu-probe.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const PROBE = path.join(ROOT, 'dist', 'test', 'helpers', 'webgpu-probe.js');
 const SW = { layer: 1, row: 7, col: 33 };
-// float32 on the GPU against float32 on the CPU: summation order only.
-const FLOAT32_TOLERANCE = 1e-4;
-// float16 compute against float32, relative to the largest logit. The widest gap is with the super weight
-// zeroed: the switch subtracts W*x (~600 here) from an output that holds it, where float16 values are
-// 0.5 apart; lavapipe measured 0.048 of 2.64 (1.8%) there, 0.4% with the weight on.
-const FLOAT16_RELATIVE_TOLERANCE = 4e-2;
-
 /** The environment that points the Vulkan loader at lavapipe, if it has been unpacked. */
 function lavapipeEnv(): NodeJS.ProcessEnv | undefined {
   const dir = process.env.SWSERVE_LAVAPIPE_DIR ?? path.join(ROOT, '.lavapipe');
