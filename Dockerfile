@@ -29,6 +29,15 @@ FROM deps AS deps-cuda
 ENV ONNXRUNTIME_NODE_INSTALL=cuda12
 RUN npm rebuild onnxruntime-node
 
+# What both images serve: the compiled server, its static live page, configuration and the demo model.
+FROM ${NODE_IMAGE} AS app
+WORKDIR /app
+COPY --from=build /app/dist/src ./dist/src
+COPY package.json ./
+COPY src/telemetry/live-page ./src/telemetry/live-page
+COPY config ./config
+COPY models ./models
+
 # CUDA 12 with cuDNN 9 (what onnxruntime 1.30's CUDA provider links against), Node copied from the
 # official image; libvulkan1 and the graphics capability let --device webgpu reach the GPU as well.
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS cuda
@@ -41,11 +50,7 @@ COPY --from=build /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8000 HF_HOME=/data/huggingface NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics
 COPY --from=deps-cuda /app/node_modules ./node_modules
-COPY --from=build /app/dist/src ./dist/src
-COPY package.json ./
-COPY src/telemetry/live-page ./src/telemetry/live-page
-COPY config ./config
-COPY models ./models
+COPY --from=app /app ./
 RUN mkdir -p /data/huggingface && chown node:node /data/huggingface
 USER node
 VOLUME /data/huggingface
@@ -61,11 +66,7 @@ FROM ${NODE_IMAGE} AS cpu
 WORKDIR /app
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8000 HF_HOME=/data/huggingface
 COPY --from=deps /app/node_modules ./node_modules
-COPY --from=build /app/dist/src ./dist/src
-COPY package.json ./
-COPY src/telemetry/live-page ./src/telemetry/live-page
-COPY config ./config
-COPY models ./models
+COPY --from=app /app ./
 RUN mkdir -p /data/huggingface && chown node:node /data/huggingface
 USER node
 VOLUME /data/huggingface
