@@ -24,10 +24,12 @@ ENV ONNXRUNTIME_NODE_INSTALL=skip
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 
-# The same, plus onnxruntime-node's CUDA 12 provider libraries, fetched by its install script.
+# The same, plus onnxruntime-node's CUDA 12 provider libraries from NuGet, through swserve's postinstall
+# (tools/install-onnxruntime.mjs: package.json's allowScripts keeps npm from running onnxruntime-node's own).
 FROM deps AS deps-cuda
 ENV ONNXRUNTIME_NODE_INSTALL=cuda12
-RUN npm rebuild onnxruntime-node
+COPY tools/install-onnxruntime.mjs ./tools/
+RUN node tools/install-onnxruntime.mjs
 
 # What both images serve: the compiled server, its static live page, configuration and the demo model.
 FROM ${NODE_IMAGE} AS app

@@ -113,7 +113,7 @@ export class EngineCore {
     const weightValues = Object.fromEntries(
       [...this.options.knownSuperWeights, ...request.switchPlan.entries].map((c) => [coordinateId(c), this.weightValue(c)]),
     );
-    this.emit([{ type: 'accepted', id: request.id, promptTokens: problem.length, weightValues, tags: request.tags }]);
+    this.emit([{ type: 'accepted', id: request.id, promptTokens: problem.length, weightValues, switchPlan: request.switchPlan, tags: request.tags }]);
   }
 
   /** Marks a sequence cancelled; it leaves the batch at the next step. */
