@@ -207,7 +207,8 @@ export class GraphBuilder {
 // IR version 8 pairs with opsets up to 18 (onnx/docs/Versioning.md); onnxruntime 1.30 reads up to 11.
 const IR_VERSION = 8n;
 
-function valueInfo(name: string, dtype: OnnxDataType, dims: Dim[]): ValueInfoProto {
+/** A typed, shaped graph input or output declaration. */
+export function valueInfo(name: string, dtype: OnnxDataType, dims: Dim[]): ValueInfoProto {
   return create(ValueInfoProtoSchema, {
     name,
     type: create(TypeProtoSchema, {

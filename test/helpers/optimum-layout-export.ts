@@ -4,7 +4,8 @@
 // and present.N.{key,value}; node names as torch.onnx traces them (/model/layers.N/mlp/down_proj/MatMul)
 // with anonymous weights stored transposed ([in, out], "onnx::MatMul_N"), the causal mask built inside
 // the graph from attention_mask, opset 14, weights inline or in model.onnx_data. Written with its own
-// small emitter (not src/model's builder) so the import is tested against a graph swserve did not make.
+// small emitter (not src/model's graph builder; only its value declarations) so the import is tested
+// against a graph swserve did not make.
 // Variants produce the layouts swserve refuses: the legacy merged decoder and a MatMulNBits export.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,16 +21,11 @@ import {
   TensorProtoSchema,
   TensorProto_DataLocation,
   TensorProto_DataType,
-  TensorShapeProtoSchema,
-  TensorShapeProto_DimensionSchema,
-  TypeProtoSchema,
-  TypeProto_TensorSchema,
-  ValueInfoProtoSchema,
   type AttributeProto,
   type NodeProto,
   type TensorProto,
-  type ValueInfoProto,
 } from 'onnx-buf';
+import { valueInfo } from '../../src/model/onnx-graph.js';
 import type { TinyCheckpoint } from './tiny-checkpoint.js';
 
 export interface OptimumExportOptions {
@@ -109,23 +105,6 @@ function attr(name: string, value: number | number[] | { f: number } | { t: Tens
   return create(AttributeProtoSchema, { name, type: T.TENSOR, t: value.t });
 }
 
-function valueInfo(name: string, elemType: number, dims: (number | string)[]): ValueInfoProto {
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, {
-      value: {
-        case: 'tensorType',
-        value: create(TypeProto_TensorSchema, {
-          elemType,
-          shape: create(TensorShapeProtoSchema, {
-            dim: dims.map((d) => create(TensorShapeProto_DimensionSchema, { value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d } })),
-          }),
-        }),
-      },
-    }),
-  });
-}
-
 /** [out, in] (Hugging Face) -> [in, out] (what torch.onnx stores for x @ W.T). */
 function transposed(w: { shape: number[]; data: Float32Array }): Float32Array {
   const [rows, cols] = w.shape as [number, number];
@@ -181,8 +160,8 @@ export function exportOptimumLayout(tiny: TinyCheckpoint, outDir: string, option
     e.one(`${scope}/Transpose`, 'Transpose', [e.one(`${scope}/Reshape`, 'Reshape', [x, e.ints([0, 0, n, D])])], { perm: [0, 2, 1, 3] });
 
   let h = e.one('/model/embed_tokens/Gather', 'Gather', [e.floats(w('model.embed_tokens.weight').shape, w('model.embed_tokens.weight').data, 'model.embed_tokens.weight'), 'input_ids']);
-  const inputs = [valueInfo('input_ids', I64, ['batch_size', 'sequence_length']), valueInfo('attention_mask', I64, ['batch_size', 'past_sequence_length + sequence_length']), valueInfo('position_ids', I64, ['batch_size', 'sequence_length'])];
-  const outputs = [valueInfo('logits', F32, ['batch_size', 'sequence_length', c.vocab_size])];
+  const inputs = [valueInfo('input_ids', 'int64', ['batch_size', 'sequence_length']), valueInfo('attention_mask', 'int64', ['batch_size', 'past_sequence_length + sequence_length']), valueInfo('position_ids', 'int64', ['batch_size', 'sequence_length'])];
+  const outputs = [valueInfo('logits', 'float32', ['batch_size', 'sequence_length', c.vocab_size])];
   for (let l = 0; l < c.num_hidden_layers; l++) {
     const p = `/model/layers.${l}`;
     const hf = `model.layers.${l}.`;
@@ -190,14 +169,14 @@ export function exportOptimumLayout(tiny: TinyCheckpoint, outDir: string, option
     const q = rope(`${p}/self_attn/q`, heads4(`${p}/self_attn/q`, matmul(`${p}/self_attn/q_proj/MatMul`, x, `${hf}self_attn.q_proj.weight`), heads));
     const k = rope(`${p}/self_attn/k`, heads4(`${p}/self_attn/k`, matmul(`${p}/self_attn/k_proj/MatMul`, x, `${hf}self_attn.k_proj.weight`), kvHeads));
     const v = heads4(`${p}/self_attn/v`, matmul(`${p}/self_attn/v_proj/MatMul`, x, `${hf}self_attn.v_proj.weight`), kvHeads);
-    inputs.push(valueInfo(`past_key_values.${l}.key`, F32, ['batch_size', kvHeads, 'past_sequence_length', D]), valueInfo(`past_key_values.${l}.value`, F32, ['batch_size', kvHeads, 'past_sequence_length', D]));
+    inputs.push(valueInfo(`past_key_values.${l}.key`, 'float32', ['batch_size', kvHeads, 'past_sequence_length', D]), valueInfo(`past_key_values.${l}.value`, 'float32', ['batch_size', kvHeads, 'past_sequence_length', D]));
     const keys = e.one(`${p}/self_attn/Concat_k`, 'Concat', [`past_key_values.${l}.key`, k], { axis: 2 });
     const values = e.one(`${p}/self_attn/Concat_v`, 'Concat', [`past_key_values.${l}.value`, v], { axis: 2 });
     e.one(`${p}/self_attn/present_k`, 'Identity', [keys]);
     e.nodes.at(-1)!.output[0] = `present.${l}.key`;
     e.one(`${p}/self_attn/present_v`, 'Identity', [values]);
     e.nodes.at(-1)!.output[0] = `present.${l}.value`;
-    outputs.push(valueInfo(`present.${l}.key`, F32, ['batch_size', kvHeads, 'past_sequence_length + sequence_length', D]), valueInfo(`present.${l}.value`, F32, ['batch_size', kvHeads, 'past_sequence_length + sequence_length', D]));
+    outputs.push(valueInfo(`present.${l}.key`, 'float32', ['batch_size', kvHeads, 'past_sequence_length + sequence_length', D]), valueInfo(`present.${l}.value`, 'float32', ['batch_size', kvHeads, 'past_sequence_length + sequence_length', D]));
     // repeat_kv: [B, kvH, S, D] -> [B, heads, S, D]
     const repeat = (name: string, t: string): string =>
       e.one(`${p}/self_attn/${name}/Reshape`, 'Reshape', [
@@ -233,7 +212,7 @@ export function exportOptimumLayout(tiny: TinyCheckpoint, outDir: string, option
     const branch = create(GraphProtoSchema, { name: 'with_past', node: graph.node, initializer: graph.initializer, output: outputs });
     graph = create(GraphProtoSchema, {
       name: 'main_graph',
-      input: [...inputs, valueInfo('use_cache_branch', TensorProto_DataType.BOOL, [1])],
+      input: [...inputs, valueInfo('use_cache_branch', 'bool', [1])],
       output: outputs,
       node: [create(NodeProtoSchema, { name: 'optimum::if', opType: 'If', input: ['use_cache_branch'], output: outputs.map((o) => o.name), attribute: [create(AttributeProtoSchema, { name: 'then_branch', type: AttributeProto_AttributeType.GRAPH, g: branch }), create(AttributeProtoSchema, { name: 'else_branch', type: AttributeProto_AttributeType.GRAPH, g: branch })] })],
     });
