@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileDigestMatches } from './hub-digest.js';
 import { HubCacheRepo, hfHome, hubCacheDir } from './hub-cache.js';
+import { findOnnxModel, ONNX_MODEL_FILES, onnxExternalFiles } from './onnx-export.js';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
 
@@ -128,10 +129,20 @@ export async function fetchModel(source: HubSource, options: FetchOptions = {}):
   for (const file of OPTIONAL_FILES) await fetcher.file(file, false);
   if (await fetcher.file(SHARD_INDEX, false)) {
     for (const shard of shardFiles(path.join(repo.snapshotDir(commit), SHARD_INDEX))) await fetcher.file(shard, true);
-  } else {
-    await fetcher.file(SINGLE_WEIGHTS, true);
+  } else if (!(await fetcher.file(SINGLE_WEIGHTS, false)) && !(await fetchOnnxExport(fetcher, repo.snapshotDir(commit)))) {
+    throw new HubError('not_found', `${source.endpoint}/${source.repoId} has neither ${SINGLE_WEIGHTS}, ${SHARD_INDEX} nor an ONNX export (${ONNX_MODEL_FILES.join(' or ')})`);
   }
   return repo.snapshotDir(commit);
+}
+
+/** An ONNX repository: the decoder (onnx/model.onnx as hub ONNX repositories keep it, or model.onnx) and the external data files it names. */
+async function fetchOnnxExport(fetcher: SnapshotFetcher, snapshot: string): Promise<boolean> {
+  for (const file of ONNX_MODEL_FILES) {
+    if (!(await fetcher.file(file, false))) continue;
+    for (const data of onnxExternalFiles(path.join(snapshot, file))) await fetcher.file(path.posix.join(path.posix.dirname(file), data), true);
+    return true;
+  }
+  return false;
 }
 
 /** The cached snapshot of `revision` if it has config, tokenizer and every weight file. */
@@ -139,8 +150,10 @@ function completeSnapshot(repo: HubCacheRepo, revision: string): string | undefi
   const dir = repo.cachedSnapshot(revision);
   if (!dir || !REQUIRED_FILES.every((f) => fs.existsSync(path.join(dir, f)))) return undefined;
   const index = path.join(dir, SHARD_INDEX);
-  const weights = fs.existsSync(index) ? shardFiles(index) : [SINGLE_WEIGHTS];
-  return weights.every((f) => fs.existsSync(path.join(dir, f))) ? dir : undefined;
+  if (fs.existsSync(index)) return shardFiles(index).every((f) => fs.existsSync(path.join(dir, f))) ? dir : undefined;
+  if (fs.existsSync(path.join(dir, SINGLE_WEIGHTS))) return dir;
+  const onnx = findOnnxModel(dir);
+  return onnx && onnxExternalFiles(onnx).every((f) => fs.existsSync(path.join(path.dirname(onnx), f))) ? dir : undefined;
 }
 
 function shardFiles(indexPath: string): string[] {
@@ -158,7 +171,8 @@ class SnapshotFetcher {
 
   /** Returns false for an optional file the repository does not have. */
   async file(file: string, required: boolean, known?: FileMetadata): Promise<boolean> {
-    if (!/^[\w.-]+$/.test(file)) throw new HubError('protocol', `${this.source.repoId}: refusing file name ${JSON.stringify(file)}`);
+    // Top-level files, and one folder down for onnx/ (never .. or absolute).
+    if (!/^([\w-]+\/)?[\w.-]+$/.test(file) || file.split('/').some((part) => part === '..' || part === '.')) throw new HubError('protocol', `${this.source.repoId}: refusing file name ${JSON.stringify(file)}`);
     if (this.repo.hasFile(this.commit, file)) return true;
     if (!required && this.repo.isKnownMissing(this.commit, file)) return false;
     let meta = known;
@@ -352,10 +366,16 @@ async function verify(file: string, meta: FileMetadata): Promise<string | undefi
 /** Plain files (hard links where the file system allows, else copies) of a snapshot in `outDir`, like huggingface-cli --local-dir. */
 export function placeSnapshot(snapshotDir: string, outDir: string): void {
   fs.mkdirSync(outDir, { recursive: true });
-  for (const name of fs.readdirSync(snapshotDir)) {
-    const real = fs.realpathSync(path.join(snapshotDir, name));
-    const target = path.join(outDir, name);
+  for (const entry of fs.readdirSync(snapshotDir, { withFileTypes: true })) {
+    const from = path.join(snapshotDir, entry.name);
+    const target = path.join(outDir, entry.name);
+    // Snapshot folders (onnx/) are real folders; only files are links.
+    if (entry.isDirectory()) {
+      placeSnapshot(from, target);
+      continue;
+    }
     if (fs.existsSync(target)) continue;
+    const real = fs.realpathSync(from);
     try {
       fs.linkSync(real, target);
     } catch {

@@ -46,6 +46,15 @@ export interface OnnxExport {
   externalFiles: string[];
 }
 
+/** External data files an .onnx file names (relative to its folder), read without opening it as a model. */
+export function onnxExternalFiles(file: string): string[] {
+  return externalLocations(fromBinary(ModelProtoSchema, fs.readFileSync(file)));
+}
+
+function externalLocations(model: ModelProto): string[] {
+  return [...new Set((model.graph?.initializer ?? []).filter(isExternal).map((t) => externalField(t, 'location')!))];
+}
+
 export function findOnnxModel(modelDir: string): string | undefined {
   return ONNX_MODEL_FILES.map((f) => path.join(modelDir, f)).find((f) => fs.existsSync(f));
 }
@@ -94,8 +103,7 @@ export function openOnnxExport(file: string, spec: ModelSpec): OnnxExport {
   if (!computeDtype) fail(`keeps its KV cache in element type ${kvType}; ${SUPPORTED}`);
 
   const downProj = findDownProj(graph.node, new Map(graph.initializer.map((t) => [t.name, t])), spec, fail);
-  const externalFiles = [...new Set(graph.initializer.filter(isExternal).map((t) => externalField(t, 'location')!))];
-  return { graphDir: path.dirname(file), file, model, computeDtype: computeDtype!, downProj, externalFiles };
+  return { graphDir: path.dirname(file), file, model, computeDtype: computeDtype!, downProj, externalFiles: externalLocations(model) };
 }
 
 function findDownProj(nodes: NodeProto[], initializers: Map<string, TensorProto>, spec: ModelSpec, fail: (problem: string) => never): DownProjNode[] {

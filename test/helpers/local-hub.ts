@@ -42,7 +42,15 @@ const isLfs = (file: string): boolean => file.endsWith('.safetensors') || file.e
 
 /** A repository fixture from a folder of files, at a made-up commit. */
 export function repoFromFolder(dir: string, commitSeed: string, gatedToken?: string): HubRepoFixture {
-  const files = new Map(fs.readdirSync(dir).map((f) => [f, fs.readFileSync(path.join(dir, f))] as const));
+  const files = new Map<string, Buffer>();
+  const walk = (sub: string): void => {
+    for (const entry of fs.readdirSync(path.join(dir, sub), { withFileTypes: true })) {
+      const name = sub ? `${sub}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) walk(name);
+      else files.set(name, fs.readFileSync(path.join(dir, name)));
+    }
+  };
+  walk('');
   return { commit: createHash('sha1').update(commitSeed).digest('hex'), files, gatedToken };
 }
 
@@ -66,7 +74,7 @@ export async function startLocalHub(): Promise<LocalHub> {
   const server = http.createServer((req, res) => {
     const url = req.url!;
     record(req);
-    const match = /^\/([\w.-]+\/[\w.-]+)\/resolve\/([^/]+)\/([\w.-]+)$/.exec(url);
+    const match = /^\/([\w.-]+\/[\w.-]+)\/resolve\/([^/]+)\/((?:[\w-]+\/)?[\w.-]+)$/.exec(url);
     if (!match) return void res.writeHead(404).end();
     const [, repoId, rawRevision, file] = match as unknown as [string, string, string, string];
     const movedTo = hub.moved.get(repoId);

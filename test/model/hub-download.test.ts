@@ -13,6 +13,7 @@ import { hubCacheDir, modelFolderName, repoFolderName } from '../../src/model/hu
 import { fetchModel, HubError, hubSourceFromEnv, isHubRepoId, parseHubModelId, placeSnapshot } from '../../src/model/hub-download.js';
 import { maxAbsDiff, openHarness } from '../helpers/engine-harness.js';
 import { gitBlobSha1, repoFromFolder, sha256, startLocalHub, type LocalHub } from '../helpers/local-hub.js';
+import { exportOptimumLayout } from '../helpers/optimum-layout-export.js';
 import { buildTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
 
 const TOKEN = 'hf_test_token';
@@ -47,6 +48,9 @@ before(async () => {
   hub.repos.set('org/single', repoFromFolder(folders.single, 'single'));
   hub.repos.set('org/sharded', repoFromFolder(folders.sharded, 'sharded'));
   hub.repos.set('org/gated', repoFromFolder(folders.single, 'gated', TOKEN));
+  folders.onnx = path.join(root, 'onnx-export');
+  exportOptimumLayout(buildTinyCheckpoint(path.join(root, 'onnx-source'), { arch: 'llama', seed: 6 }), folders.onnx, { externalData: true, subfolder: true });
+  hub.repos.set('org/onnx', repoFromFolder(folders.onnx, 'onnx'));
 });
 beforeEach(() => {
   hub.log.length = 0;
@@ -98,6 +102,18 @@ describe('fetching into the hub cache', () => {
       assert.equal(modelFolderName(snapshot), `org/${name}`);
     });
   }
+
+  it('fetches an ONNX repository: onnx/model.onnx and the external data it names, linked one folder down', async () => {
+    const snapshot = await fetchInto('org/onnx', freshEnv());
+    const data = hub.repos.get('org/onnx')!.files.get('onnx/model.onnx_data')!;
+    assert.equal(fs.readlinkSync(path.join(snapshot, 'onnx', 'model.onnx_data')), `../../../blobs/${sha256(data)}`);
+    const checkpoint = openCheckpoint(snapshot);
+    assert.ok(checkpoint.onnx);
+    assert.equal(checkpoint.externalDataDir, fs.realpathSync(path.join(snapshot, '..', '..', 'blobs')));
+    const placed = path.join(root, 'placed-onnx');
+    placeSnapshot(snapshot, placed);
+    assert.equal(openCheckpoint(placed).externalDataDir, fs.realpathSync(path.join(placed, 'onnx')));
+  });
 
   it('sends the token to the hub and never to the CDN', async () => {
     await fetchInto('org/single', freshEnv({ HF_TOKEN: TOKEN }));
