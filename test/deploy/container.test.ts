@@ -79,6 +79,24 @@ describe('Dockerfile', () => {
     assert.deepEqual(validate(DOCKERFILE).map((d) => `line ${d.range.start.line + 1}: ${d.message}`), []);
   });
 
+  it('copies only what .dockerignore lets into the build context', () => {
+    // .dockerignore semantics for its plain patterns: the last pattern matching a path decides; "!" keeps it.
+    const patterns = fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const ignored = (p: string): boolean =>
+      patterns.reduce((verdict, pattern) => {
+        const negated = pattern.startsWith('!');
+        const base = negated ? pattern.slice(1) : pattern;
+        const matches = base.startsWith('*.') ? p.endsWith(base.slice(1)) : p === base || p.startsWith(`${base}/`);
+        return matches ? !negated : verdict;
+      }, false);
+    const sources = stages().flatMap((s) => all(s, 'COPY')).filter((c) => !c.args.includes('--from=')).flatMap((c) => c.args.split(/\s+/).slice(0, -1));
+    assert.ok(sources.length > 5);
+    for (const source of sources) {
+      assert.ok(!ignored(source.replace(/^\.\//, '')), `${source} is excluded by .dockerignore`);
+      assert.ok(fs.existsSync(path.join(ROOT, source)), `${source} does not exist`);
+    }
+  });
+
   it('builds the CPU image when no target is named', () => {
     assert.equal(stages().at(-1)!.name, 'cpu');
   });
