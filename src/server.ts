@@ -3,7 +3,6 @@
 // accepting work, lets in-flight requests finish within a grace period, then cancels the rest.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { Admission } from './api/admission.js';
 import type { ApiContext } from './api/api-context.js';
 import { createApp, createLoadingApp } from './api/app.js';
@@ -13,6 +12,7 @@ import type { ServerConfig } from './config/server-config.js';
 import type { EngineClient } from './engine/engine-client.js';
 import { startEngineWithSuperWeights } from './superweights/engine-startup.js';
 import { coordinateId } from './model/switch-plan.js';
+import { modelFolderName } from './model/hub-cache.js';
 import { startTelemetry, type Telemetry } from './telemetry/telemetry.js';
 
 export interface RunningServer {
@@ -42,7 +42,7 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
   let stopping = false;
   let telemetry: Telemetry | undefined;
   const admission = new Admission(config.limits.maxRunning + config.limits.maxWaiting);
-  const modelId = config.servedModelName ?? path.basename(path.resolve(config.model));
+  const modelId = config.servedModelName ?? modelFolderName(config.model);
   const ready = startEngineWithSuperWeights({
     engine: {
       modelDir: config.model,

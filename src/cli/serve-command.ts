@@ -1,5 +1,6 @@
 // `swserve serve`: the OpenAI-compatible server. Flags override SWSERVE_* variables, which override
 // the --config file, which overrides config/server.json.
+import { DEVICE_CHOICES } from '../engine/device.js';
 import { loadServerConfig, readDefaultConfig, setPath, settingValue } from '../config/server-config.js';
 import { startServer } from '../server.js';
 import { parseCommandLine, UsageError, type CommandSpec, type FlagSpec, type FlagTable } from './command-line.js';
@@ -19,7 +20,7 @@ const CONFIG_FLAGS: Record<string, ConfigFlag> = {
   model: { key: 'model', value: 'DIR|ORG/NAME', description: 'Model folder (Hugging Face layout) or hub repository id.' },
   port: { key: 'port', value: 'N', description: 'TCP port to listen on (0 picks a free one).' },
   host: { key: 'host', value: 'H', description: 'Address to listen on.' },
-  device: { key: 'device', value: 'cpu|cuda[:N]', description: 'Where the model runs; CUDA falls back to CPU loudly when it cannot start.' },
+  device: { key: 'device', value: DEVICE_CHOICES, description: 'Where the model runs; CUDA and WebGPU fall back to CPU loudly when they cannot start.' },
   'api-key': { key: 'apiKey', value: 'K', description: 'Require Authorization: Bearer K on /v1 and the activation stream.', unset: 'none, no key is asked for' },
   'served-model-name': { key: 'servedModelName', value: 'NAME', description: 'The id clients send as `model`.', unset: "the model folder's name" },
   'super-weights': { key: 'superWeightsFile', value: 'FILE', description: "Super-weight coordinates (a list, or a registry file consulted before the built-in one) instead of the model's own.", unset: "the model's super_weights.json, else the registry" },

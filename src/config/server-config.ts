@@ -65,7 +65,7 @@ export const serverConfigSchema = z.strictObject({
   model: z.string().min(1),
   /** The id clients send as `model`; defaults to the model folder's name. */
   servedModelName: z.string().min(1).optional(),
-  device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected cpu, cuda or cuda:N'),
+  device: z.string().regex(/^(cpu|cuda(:\d+)?|webgpu)$/, 'expected cpu, cuda, cuda:N or webgpu'),
   apiKey: z.string().min(1).optional(),
   limits: limitsSchema,
   shutdownGraceSeconds: z.number().min(0),

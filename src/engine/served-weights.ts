@@ -70,19 +70,19 @@ export function prepareServedWeights(input: ServedWeightsInput): ServedWeights {
   };
   const problems = weightOptionProblems(options);
   if (problems.length > 0) throw new Error(problems.join('; '));
-  const plain = { blockSize: null, kernelBlockSizes: [], roundTripTensors: 0, scheme: null, quantizeLmHead: false, clipOutliers: null, protectedSuperWeights: [], cache: null };
   if (!isQuantized(options.precision)) {
     const dtype: ComputeDtype = options.precision === 'float16' ? 'float16' : 'float32';
     // Measured (npm run bench:weights): on x86-64 onnxruntime 1.30 runs float16 MatMul through float32
     // kernels, so float16 weights take the same memory as float32 and decode no faster.
     if (dtype === 'float16' && device.kind === 'cpu') input.log?.('float16 weights do not pay on this CPU build of onnxruntime (float32 memory, no faster); int8 or int4 do');
     return {
-      info: { precision: options.precision, compute: dtype, ...plain, bytes: floatBytes(checkpoint, dtype) },
+      info: floatWeightsInfo(checkpoint, dtype),
       computeDtype: input.options.precision ? dtype : undefined,
       inGraph: (_c, original) => original,
     };
   }
   if (device.kind !== 'cpu') throw new Error(`--weights ${options.precision} runs on CPU only (onnxruntime's MatMulNBits); use --device cpu`);
+  if (checkpoint.onnx) throw new Error(`--weights ${options.precision} quantizes safetensors checkpoints; ${checkpoint.dir} is an ONNX export`);
   const settings = quantizationSettings(options, input.knownSuperWeights);
   const weights = openQuantizedWeights(checkpoint, settings, { cacheDir: options.cacheDir, log: input.log, onProgress: input.onProgress });
   const compute = computePrecision(options);
@@ -130,8 +130,21 @@ function heldOutChannels(checkpoint: Checkpoint, known: readonly SuperWeightCoor
   return held;
 }
 
-function floatBytes(checkpoint: Checkpoint, dtype: ComputeDtype): number {
-  return parameterCount(checkpoint) * (dtype === 'float16' ? 2 : 4);
+/** Float weights as the session computes them (the device may choose the dtype: WebGPU without shader-f16 stays float32). */
+export function floatWeightsInfo(checkpoint: Checkpoint, dtype: ComputeDtype): WeightsInfo {
+  return {
+    precision: dtype,
+    compute: dtype,
+    blockSize: null,
+    kernelBlockSizes: [],
+    roundTripTensors: 0,
+    scheme: null,
+    quantizeLmHead: false,
+    clipOutliers: null,
+    protectedSuperWeights: [],
+    bytes: parameterCount(checkpoint) * (dtype === 'float16' ? 2 : 4),
+    cache: null,
+  };
 }
 
 /** Quantized regions as stored, float tensors as the float32 graph casts them (a float16 embedding table stays float16). */

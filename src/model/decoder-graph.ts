@@ -95,7 +95,7 @@ export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphO
     nodeCount: g.nodeCount,
     layers,
     logits: !truncated,
-    externalDataFolder: options.quantized?.weights.dir ?? checkpoint.dir,
+    externalDataFolder: options.quantized?.weights.dir ?? checkpoint.externalDataDir,
   };
 }
 

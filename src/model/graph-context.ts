@@ -35,13 +35,15 @@ const SAFETENSORS_TO_ONNX: Record<SafetensorsDtype, OnnxDataType> = { F32: 'floa
 export function weight(ctx: GraphContext, name: string): string {
   const cached = ctx.weights.get(name);
   if (cached) return cached;
-  const entry = ctx.quantized?.weights.float.get(name) ?? ctx.checkpoint.tensors.get(name);
+  const copied = ctx.quantized?.weights.float.get(name);
+  const entry = copied ?? ctx.checkpoint.tensors.get(name);
   if (!entry) throw new Error(`checkpoint has no tensor ${name}`);
   const stored = SAFETENSORS_TO_ONNX[entry.dtype];
   const init = ctx.g.externalInitializer(name, {
     dtype: stored,
     dims: entry.shape,
-    location: entry.file,
+    // A quantized copy's tensors sit in its own folder, the external-data folder then.
+    location: copied ? entry.file : ctx.checkpoint.dataLocations.get(entry.file)!,
     offset: entry.offset,
     length: entry.byteLength,
   });

@@ -126,7 +126,8 @@ export function readTensorRows(modelDir: string, entry: TensorEntry, first: numb
   return decodeElements(bytes, entry.dtype);
 }
 
-function decodeElements(bytes: Buffer, dtype: SafetensorsDtype): Float32Array {
+/** Little-endian F32, F16 or BF16 elements as float32. */
+export function decodeElements(bytes: Buffer, dtype: SafetensorsDtype): Float32Array {
   const count = bytes.length / DTYPE_BYTES[dtype];
   // Typed-array views read little-endian on every platform onnxruntime-node ships for; a Buffer
   // from a pool may sit at an offset that is not a multiple of 4, so copy it when it does.

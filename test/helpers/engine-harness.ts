@@ -1,9 +1,9 @@
 // Drives the real graph, session, KV cache and step packing for one sequence and returns raw logits,
 // so tests can compare the engine with the reference forward pass number by number.
-import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
+import { downProjElement, openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import type { ComputeDtype } from '../../src/model/graph-context.js';
-import { readTensorElement } from '../../src/model/safetensors.js';
 import { BatchKvCache } from '../../src/engine/kv-cache.js';
+import type { DeviceRequest } from '../../src/engine/device.js';
 import type { GenerationRequest } from '../../src/engine/protocol.js';
 import { analysisRequest } from '../../src/superweights/engine-run.js';
 import { createModelSession, type ModelSession, type StepTaps } from '../../src/engine/session.js';
@@ -35,20 +35,19 @@ export interface HarnessWeights {
   knownSuperWeights: SuperWeightCoordinate[];
 }
 
-export async function openHarness(modelDir: string, instrument = true, computeDtype: ComputeDtype = 'float32', weights?: HarnessWeights): Promise<HarnessSession> {
+/** `computeDtype` unset: the device's own choice (float32 on CPU). */
+export async function openHarness(
+  modelDir: string,
+  instrument = true,
+  computeDtype?: ComputeDtype,
+  device: DeviceRequest = { kind: 'cpu' },
+  weights?: HarnessWeights,
+): Promise<HarnessSession> {
   const checkpoint = openCheckpoint(modelDir);
-  const served = prepareServedWeights({
-    checkpoint,
-    options: weights?.options ?? { precision: computeDtype },
-    device: { kind: 'cpu' },
-    knownSuperWeights: weights?.knownSuperWeights ?? [],
-  });
-  const session = await createModelSession(checkpoint, { device: { kind: 'cpu' }, instrument, computeDtype: served.computeDtype, quantized: served.quantized });
+  const served = prepareServedWeights({ checkpoint, options: weights?.options ?? {}, device, knownSuperWeights: weights?.knownSuperWeights ?? [] });
+  const session = await createModelSession(checkpoint, { device, instrument, computeDtype: served.computeDtype ?? computeDtype, quantized: served.quantized });
   const { spec } = checkpoint;
-  const original = (c: SuperWeightCoordinate): number => {
-    const entry = checkpoint.tensors.get(checkpoint.layout.layers[c.layer]!.down)!;
-    return readTensorElement(checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
-  };
+  const original = (c: SuperWeightCoordinate): number => downProjElement(checkpoint, c);
   const switchValues = { original, inGraph: (c: SuperWeightCoordinate) => served.inGraph(c, original(c)) };
   return {
     checkpoint,
@@ -57,8 +56,9 @@ export async function openHarness(modelDir: string, instrument = true, computeDt
     async run(prompt, continuation, plan = ORIGINAL_SWITCH, known = []) {
       const ctx = { numLayers: spec.numLayers, slidingWindow: spec.slidingWindow, knownSuperWeights: known, switchValues };
       const kv = BatchKvCache.empty(
-        { numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: computeDtype },
+        { numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: session.info.computeDtype },
         ['row'],
+        session.kvTransfer,
       );
       const split = (logits: Float32Array): Float32Array[] =>
         Array.from({ length: logits.length / spec.vocabSize }, (_, i) => logits.slice(i * spec.vocabSize, (i + 1) * spec.vocabSize));

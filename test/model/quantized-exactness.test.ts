@@ -25,7 +25,7 @@ describe('quantized logits equal the reference on dequantized weights', () => {
   for (const precision of ['int8', 'int4'] as const) {
     for (const scheme of ['symmetric', 'asymmetric'] as const) {
       it(`${precision} ${scheme}`, async () => {
-        const harness = await openHarness(ckpt.dir, true, 'float32', {
+        const harness = await openHarness(ckpt.dir, true, 'float32', { kind: 'cpu' }, {
           options: { precision, scheme, blockSize: 32, compute: 'float32', cacheDir: path.join(root, 'cache') },
           knownSuperWeights: [SW],
         });
@@ -57,7 +57,7 @@ describe('block sizes that do not divide the rows', () => {
   });
   for (const [blockSize, roundTrips] of [[32, false], [64, true]] as const) {
     it(`int4 in blocks of ${blockSize}${roundTrips ? ' (round trip for K = 40)' : ''}`, async () => {
-      const harness = await openHarness(ragged.dir, true, 'float32', {
+      const harness = await openHarness(ragged.dir, true, 'float32', { kind: 'cpu' }, {
         options: { precision: 'int4', scheme: 'asymmetric', blockSize, compute: 'float32', cacheDir: path.join(root, 'cache') },
         knownSuperWeights: [],
       });

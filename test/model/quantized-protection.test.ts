@@ -38,7 +38,7 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 /** Mean KL(float || quantized) over the prompt's positions, after checking the run against its dequantized reference. */
 async function klToFloat(label: string, protectSuperWeights: boolean, known: SuperWeightCoordinate[], blockSize = BLOCK, clipOutliers?: number): Promise<number> {
   const coordinate = { layer: SW.layer, row: SW.row, col: SW.col };
-  const harness = await openHarness(ckpt.dir, true, 'float32', {
+  const harness = await openHarness(ckpt.dir, true, 'float32', { kind: 'cpu' }, {
     options: { precision: 'int4', blockSize, compute: 'float32', protectSuperWeights, clipOutliers, cacheDir: path.join(root, 'cache') },
     knownSuperWeights: known,
   });

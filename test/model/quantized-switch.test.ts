@@ -26,7 +26,7 @@ const ids = (bos: number): number[] => [bos, ...Buffer.from('Summer is hot. Wint
 
 before(async () => {
   ckpt = buildTinyCheckpoint(path.join(root, 'planted'), { arch: 'llama', numLayers: 3, numKvHeads: 2, seed: 5, plantedSuperWeights: [{ ...SW, strength: 8 }] });
-  harness = await openHarness(ckpt.dir, true, 'float32', {
+  harness = await openHarness(ckpt.dir, true, 'float32', { kind: 'cpu' }, {
     options: { precision: 'int4', blockSize: 64, compute: 'float32', cacheDir: path.join(root, 'cache') },
     knownSuperWeights: [SW],
   });
