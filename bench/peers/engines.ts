@@ -13,7 +13,11 @@ import type { PeerEngine } from './peer-engine.js';
 import { SwservePeer } from './swserve-peer.js';
 import { TransformersPeer } from './transformers-peer.js';
 
-export const ENGINE_NAMES = ['swserve', 'swserve-plain', ...GGUF_TYPES.map((t) => `llama.cpp:${t}`), 'transformers.js'] as const;
+// swserve:<precision> serves the same checkpoint with --weights <precision> (int8/int4: blocks of 32,
+// symmetric, int8 activations, the quantized copy made once in the swserve cache).
+const SWSERVE_PRECISIONS = ['float16', 'int8', 'int4'] as const;
+
+export const ENGINE_NAMES = ['swserve', 'swserve-plain', ...SWSERVE_PRECISIONS.map((p) => `swserve:${p}`), ...GGUF_TYPES.map((t) => `llama.cpp:${t}`), 'transformers.js'] as const;
 
 export interface EngineSettings {
   threads: number;
@@ -78,5 +82,6 @@ export function createEngine(job: EngineJob): PeerEngine {
     return new LlamaCppPeer({ ggufPath: artifact!, label: type, threads: s.threads, maxBatch: s.maxBatch, contextSize: s.maxPromptTokens + s.maxTokens, peersDir: s.peersDir });
   }
   if (engine === 'transformers.js') return new TransformersPeer({ exportDir: artifact!, threads: s.threads, peersDir: s.peersDir });
-  return new SwservePeer({ modelDir, instrument: engine === 'swserve', threads: s.threads, maxBatch: s.maxBatch, maxPromptTokens: s.maxPromptTokens });
+  const precision = engine.startsWith('swserve:') ? (engine.slice('swserve:'.length) as (typeof SWSERVE_PRECISIONS)[number]) : undefined;
+  return new SwservePeer({ modelDir, instrument: engine !== 'swserve-plain', threads: s.threads, maxBatch: s.maxBatch, maxPromptTokens: s.maxPromptTokens, precision });
 }

@@ -4,6 +4,7 @@ import { EngineCore } from '../../src/engine/engine-core.js';
 import { readModelSuperWeights } from '../../src/superweights/model-super-weights.js';
 import { analysisRequest } from '../../src/superweights/engine-run.js';
 import type { PeerEngine } from './peer-engine.js';
+import type { WeightsPrecision } from '../../src/model/quantize/weight-format.js';
 
 export interface SwservePeerOptions {
   modelDir: string;
@@ -12,6 +13,8 @@ export interface SwservePeerOptions {
   threads: number;
   maxBatch: number;
   maxPromptTokens: number;
+  /** --weights; float32 unless set. */
+  precision?: WeightsPrecision;
 }
 
 export class SwservePeer implements PeerEngine {
@@ -21,7 +24,7 @@ export class SwservePeer implements PeerEngine {
   private readonly errors: string[] = [];
 
   constructor(private readonly options: SwservePeerOptions) {
-    this.name = options.instrument ? 'swserve' : 'swserve (plain graph)';
+    this.name = options.precision ? `swserve ${options.precision}` : options.instrument ? 'swserve' : 'swserve (plain graph)';
   }
 
   async load(): Promise<void> {
@@ -34,6 +37,7 @@ export class SwservePeer implements PeerEngine {
         limits: { maxBatch: o.maxBatch, maxPrefillTokens: o.maxBatch * o.maxPromptTokens },
         knownSuperWeights: readModelSuperWeights(o.modelDir),
         intraOpThreads: o.threads,
+        weights: o.precision ? { precision: o.precision } : undefined,
       },
       ({ events }) => {
         for (const e of events) {
