@@ -147,13 +147,13 @@ export function floatWeightsInfo(checkpoint: Checkpoint, dtype: ComputeDtype): W
   };
 }
 
-/** Quantized regions as stored, float tensors as the float32 graph casts them (a float16 embedding table stays float16). */
+/** Quantized regions as stored, float tensors as the float32 graph casts them (a float16/bfloat16 embedding table stays as it is). */
 function quantizedBytes(checkpoint: Checkpoint, weights: QuantizedWeights): number {
   const quantized = weights.manifest.quantized.reduce((sum, t) => sum + t.codes.length + t.scales.length + (t.zeroPoints?.length ?? 0), 0);
   const { embedTokens, lmHead } = checkpoint.layout;
   const float = weights.manifest.float.reduce((sum, t) => {
     const float32 = (t.data.length / DTYPE_BYTES[t.dtype]) * 4;
-    if (t.name !== embedTokens || t.dtype !== 'F16') return sum + float32;
+    if (t.name !== embedTokens || t.dtype === 'F32') return sum + float32;
     // A tied lm_head left in float reads the table as float32 too.
     return sum + t.data.length + (lmHead === undefined && !weights.quantized.has(embedTokens) ? float32 : 0);
   }, 0);

@@ -54,13 +54,15 @@ function matMulNBits(ctx: GraphContext, x: string, t: QuantizedTensorRecord): st
 }
 
 /**
- * The embedding rows of `ids`. A quantized copy may hold the table in float16: rows are gathered from
- * it and only they are cast, so the table stays float16 in memory (a Cast of the whole table would be
- * folded into a float32 copy at load).
+ * The embedding rows of `ids`. A quantized copy keeps a float16 or bfloat16 table as the checkpoint
+ * has it: rows are gathered from it and only they are cast, so onnxruntime maps the table from the
+ * file and touches only the rows used (a Cast of the whole table would be folded into a resident
+ * float32 copy at load: 1 GB for Llama-3.2-1B's 128256 x 2048 table).
  */
 export function embeddingRows(ctx: GraphContext, tableName: string, ids: string): string {
   const entry = ctx.quantized?.weights.float.get(tableName);
-  if (!entry || entry.dtype !== 'F16' || ctx.dtype !== 'float32') return ctx.g.op('Gather', [weight(ctx, tableName), ids], { axis: 0 });
-  const table = ctx.g.externalInitializer(`${tableName}.float16`, { dtype: 'float16', dims: entry.shape, location: entry.file, offset: entry.offset, length: entry.byteLength });
+  if (!entry || entry.dtype === 'F32' || ctx.dtype !== 'float32') return ctx.g.op('Gather', [weight(ctx, tableName), ids], { axis: 0 });
+  const dtype = entry.dtype === 'F16' ? 'float16' : 'bfloat16';
+  const table = ctx.g.externalInitializer(`${tableName}.${dtype}`, { dtype, dims: entry.shape, location: entry.file, offset: entry.offset, length: entry.byteLength });
   return cast(ctx.g, ctx.g.op('Gather', [table, ids], { axis: 0 }), 'float32');
 }

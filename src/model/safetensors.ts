@@ -163,39 +163,3 @@ function f16ToFloat(bits: number): number {
   if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
   return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
 }
-
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** IEEE 754 binary16 bits of the float32 value, round to nearest even (subnormals, overflow to inf). */
-export function float32ToHalfBits(value: number): number {
-  f32Scratch[0] = value;
-  const x = u32Scratch[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Half subnormal: significand = m * 2^(exp - 126) with the implicit bit made explicit.
-    const shift = 14 - e;
-    if (shift > 24) return sign;
-    const m = mant | 0x800000;
-    let h = m >>> shift;
-    const rem = m & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1) === 1)) h += 1;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  // A carry out of the mantissa correctly bumps the exponent (up to inf).
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h += 1;
-  return sign | h;
-}
-
-/** float32 values as float16 bit patterns (float32ToHalfBits of each). */
-export function float16Bits(values: Float32Array): Uint16Array {
-  return Uint16Array.from(values, float32ToHalfBits);
-}

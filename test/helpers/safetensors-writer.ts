@@ -1,4 +1,3 @@
-import { float32ToHalfBits } from '../../src/model/safetensors.js';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
@@ -33,8 +32,32 @@ function float32FromBits(bits: number): number {
   return f32Scratch[0]!;
 }
 
-// The float16 converter lives with the safetensors reader (quantized copies store float16 tables); its tests are in reference-forward.test.ts.
-export { float32ToHalfBits };
+/** IEEE 754 binary16 bits of the float32 value, round to nearest even (subnormals, overflow to inf). */
+export function float32ToHalfBits(value: number): number {
+  const x = float32Bits(value);
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Half subnormal: significand = m * 2^(exp - 126) with the implicit bit made explicit.
+    const shift = 14 - e;
+    if (shift > 24) return sign;
+    const m = mant | 0x800000;
+    let h = m >>> shift;
+    const rem = m & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1) === 1)) h += 1;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  // A carry out of the mantissa correctly bumps the exponent (up to inf).
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h += 1;
+  return sign | h;
+}
 
 export function halfBitsToFloat32(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;

@@ -47,6 +47,26 @@ describe('quantized logits equal the reference on dequantized weights', () => {
   }
 });
 
+describe('a bfloat16 checkpoint', () => {
+  it('keeps its embedding table in bfloat16 (gathered, then cast) and matches the dequantized reference', async () => {
+    const bf16 = buildTinyCheckpoint(path.join(root, 'bf16'), { arch: 'llama', dtype: 'BF16', numLayers: 2, numKvHeads: 2, tieEmbeddings: true, seed: 6 });
+    const harness = await openHarness(bf16.dir, true, 'float32', { kind: 'cpu' }, {
+      options: { precision: 'int8', blockSize: 32, compute: 'float32', quantizeLmHead: true, cacheDir: path.join(root, 'cache') },
+      knownSuperWeights: [],
+    });
+    try {
+      assert.equal(harness.served.quantized!.weights.float.get('model.embed_tokens.weight')!.dtype, 'BF16');
+      const ids = prompt(bf16.bosId);
+      const run = await harness.run(ids, []);
+      const ref = createReferenceModel(dequantizedCheckpoint(bf16, harness.served.quantized!.weights)).forward(ids);
+      const worst = Math.max(...run.prefill.map((l, t) => maxAbsDiff(l, ref.logits[t]!)));
+      assert.ok(worst < LOGIT_TOLERANCE, `max logit difference ${worst}`);
+    } finally {
+      await harness.release();
+    }
+  });
+});
+
 describe('block sizes that do not divide the rows', () => {
   // K = 40 (hidden) and 96 (intermediate): 32-element blocks leave a padded last block in each row;
   // 64-element blocks span rows of 40, where no kernel block (16..256) fits, so those tensors are

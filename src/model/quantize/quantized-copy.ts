@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import type { Checkpoint } from '../checkpoint.js';
-import { float16Bits, readTensorRows, type TensorEntry } from '../safetensors.js';
+import { readTensorRows, type TensorEntry } from '../safetensors.js';
 import { BlockRanges, blockLayout, blockParams, quantizeRows, roundTripRows, type RowTreatment, type Treatment } from './block-quantizer.js';
 import { DATA_FILE, MANIFEST_FILE, QUANTIZED_FORMAT, type DataRegion, type FloatTensorRecord, type QuantizedManifest, type QuantizedTensorRecord } from './quantized-manifest.js';
 import { tensorPlan } from './quantized-tensors.js';
@@ -77,8 +77,7 @@ export function writeQuantizedCopy(dir: string, input: CopyInput): QuantizedMani
   const total = plan.quantized.length + plan.float.length;
   try {
     for (const name of plan.float) {
-      const table = name === checkpoint.layout.embedTokens && checkpoint.tensors.get(name)!.dtype === 'F32' ? embeddingAsFloat16(writer, checkpoint, name) : undefined;
-      float.push(table ?? copyFloat(writer, checkpoint, name));
+      float.push(copyFloat(writer, checkpoint, name));
       input.onProgress?.(float.length, total, name);
     }
     for (const [i, name] of plan.quantized.entries()) {
@@ -107,26 +106,6 @@ export function writeQuantizedCopy(dir: string, input: CopyInput): QuantizedMani
   // The manifest is written last: a copy without one is never taken for a finished one.
   fs.writeFileSync(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest));
   return manifest;
-}
-
-// The largest finite float16.
-const FLOAT16_MAX = 65504;
-
-/**
- * A float32 embedding table stored as float16: the graph gathers rows from it and casts only those,
- * so the table costs half the memory (Llama-3.2-1B's 128256 x 2048 table: 0.5 GB instead of 1 GB).
- * Undefined when a value does not fit float16 (the table is then copied as it is).
- */
-function embeddingAsFloat16(writer: DataWriter, checkpoint: Checkpoint, name: string): FloatTensorRecord | undefined {
-  const entry = checkpoint.tensors.get(name)!;
-  let fits = true;
-  forEachChunk(checkpoint, entry, (values) => {
-    for (let i = 0; i < values.length && fits; i++) fits = Math.abs(values[i]!) <= FLOAT16_MAX;
-  });
-  if (!fits) return undefined;
-  const data = writer.write(new Uint8Array(0));
-  forEachChunk(checkpoint, entry, (values) => writer.extend(data, new Uint8Array(float16Bits(values).buffer)));
-  return { name, dtype: 'F16', shape: entry.shape, data };
 }
 
 function copyFloat(writer: DataWriter, checkpoint: Checkpoint, name: string): FloatTensorRecord {

@@ -30,8 +30,8 @@ const floatTensor = z.strictObject({
   roundTrip: z.boolean().optional(),
 });
 
-// 2: a float32 embedding table is stored as float16.
-export const QUANTIZED_FORMAT = 2;
+// 3: float tensors are copied as they are (2 stored a float32 embedding table as float16).
+export const QUANTIZED_FORMAT = 3;
 
 export const manifestSchema = z.strictObject({
   format: z.number().int(),
