@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CheckpointError } from './checkpoint-error.js';
+import { readFileRange } from '../util/file-range.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 
@@ -98,14 +99,7 @@ function parseEntry(
 /** Reads one element (row-major flat index) as a JS number. */
 export function readTensorElement(modelDir: string, entry: TensorEntry, flatIndex: number): number {
   const size = DTYPE_BYTES[entry.dtype];
-  const bytes = Buffer.alloc(size);
-  const fd = fs.openSync(path.join(modelDir, entry.file), 'r');
-  try {
-    fs.readSync(fd, bytes, 0, size, entry.offset + flatIndex * size);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return decodeElements(bytes, entry.dtype)[0]!;
+  return decodeElements(readFileRange(path.join(modelDir, entry.file), entry.offset + flatIndex * size, size), entry.dtype)[0]!;
 }
 
 /** Reads a whole tensor as float32 (for analysis such as ranking weights, not for serving). */
@@ -116,14 +110,7 @@ export function readTensorAsFloat32(modelDir: string, entry: TensorEntry): Float
 /** Rows [first, first + count) of a tensor (its first dimension) as float32, so large tensors can be streamed. */
 export function readTensorRows(modelDir: string, entry: TensorEntry, first: number, count: number): Float32Array {
   const rowBytes = entry.shape.length === 0 ? entry.byteLength : entry.byteLength / entry.shape[0]!;
-  const bytes = Buffer.alloc(rowBytes * count);
-  const fd = fs.openSync(path.join(modelDir, entry.file), 'r');
-  try {
-    fs.readSync(fd, bytes, 0, bytes.length, entry.offset + first * rowBytes);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return decodeElements(bytes, entry.dtype);
+  return decodeElements(readFileRange(path.join(modelDir, entry.file), entry.offset + first * rowBytes, rowBytes * count), entry.dtype);
 }
 
 /** Little-endian F32, F16 or BF16 elements as float32. */

@@ -8,6 +8,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import type { Checkpoint } from '../checkpoint.js';
 import type { TensorEntry } from '../safetensors.js';
+import { readFileRange } from '../../util/file-range.js';
 import { coordinateId } from '../switch-plan.js';
 import { blockLayout, codeIndex, dequantizeCode, readCode, symmetricZeroCode } from './block-quantizer.js';
 import { writeQuantizedCopy, type QuantizeProgress } from './quantized-copy.js';
@@ -181,14 +182,7 @@ function loaded(dir: string, manifest: QuantizedManifest, cache: QuantizedWeight
       if (t) return quantizedElement(dataPath, t, manifest.scheme, row, col);
       const f = manifest.float.find((x) => x.name === name && x.roundTrip);
       if (!f) throw new Error(`${name} is not quantized`);
-      const bytes = Buffer.alloc(4);
-      const fd = fs.openSync(dataPath, 'r');
-      try {
-        fs.readSync(fd, bytes, 0, 4, f.data.offset + (row * f.shape[1]! + col) * 4);
-      } finally {
-        fs.closeSync(fd);
-      }
-      return bytes.readFloatLE(0);
+      return readFileRange(dataPath, f.data.offset + (row * f.shape[1]! + col) * 4, 4).readFloatLE(0);
     },
     columns(name, cols) {
       const t = quantized.get(name);
@@ -200,16 +194,7 @@ function loaded(dir: string, manifest: QuantizedManifest, cache: QuantizedWeight
 
 function quantizedColumns(dataPath: string, t: QuantizedTensorRecord, scheme: QuantizedManifest['scheme'], cols: readonly number[]): Float32Array {
   const layout = blockLayout(t.rows, t.k, t.bits, t.blockSize);
-  const read = (region: { offset: number; length: number }): Buffer => {
-    const bytes = Buffer.alloc(region.length);
-    const fd = fs.openSync(dataPath, 'r');
-    try {
-      fs.readSync(fd, bytes, 0, region.length, region.offset);
-    } finally {
-      fs.closeSync(fd);
-    }
-    return bytes;
-  };
+  const read = (region: { offset: number; length: number }): Buffer => readFileRange(dataPath, region.offset, region.length);
   const codes = read(t.codes);
   const scaleBytes = read(t.scales);
   const scales = new Float32Array(scaleBytes.buffer, scaleBytes.byteOffset, scaleBytes.length / 4);
@@ -228,22 +213,12 @@ function quantizedColumns(dataPath: string, t: QuantizedTensorRecord, scheme: Qu
 function quantizedElement(dataPath: string, t: QuantizedTensorRecord, scheme: QuantizedManifest['scheme'], row: number, col: number): number {
   const layout = blockLayout(t.rows, t.k, t.bits, t.blockSize);
   const block = Math.floor(col / t.kernelBlock);
-  const fd = fs.openSync(dataPath, 'r');
-  try {
-    const bytes = Buffer.alloc(4);
-    const byteAt = (offset: number): number => {
-      fs.readSync(fd, bytes, 0, 1, offset);
-      return bytes[0]!;
-    };
-    // Codes and zero points are bytes (8-bit) or nibbles, low nibble first (4-bit).
-    const codeAt = (offset: number, index: number): number =>
-      t.bits === 8 ? byteAt(offset + index) : (index & 1 ? byteAt(offset + (index >> 1)) >> 4 : byteAt(offset + (index >> 1)) & 0xf);
-    const code = codeAt(t.codes.offset, codeIndex(layout, row, col));
-    fs.readSync(fd, bytes, 0, 4, t.scales.offset + (row * layout.blocksPerRow + block) * 4);
-    const scale = bytes.readFloatLE(0);
-    const zero = scheme === 'asymmetric' ? codeAt(t.zeroPoints!.offset + row * layout.zeroPointBytesPerRow, block) : symmetricZeroCode(t.bits);
-    return dequantizeCode(code, scale, zero);
-  } finally {
-    fs.closeSync(fd);
-  }
+  const byteAt = (offset: number): number => readFileRange(dataPath, offset, 1)[0]!;
+  // Codes and zero points are bytes (8-bit) or nibbles, low nibble first (4-bit).
+  const codeAt = (offset: number, index: number): number =>
+    t.bits === 8 ? byteAt(offset + index) : index & 1 ? byteAt(offset + (index >> 1)) >> 4 : byteAt(offset + (index >> 1)) & 0xf;
+  const code = codeAt(t.codes.offset, codeIndex(layout, row, col));
+  const scale = readFileRange(dataPath, t.scales.offset + (row * layout.blocksPerRow + block) * 4, 4).readFloatLE(0);
+  const zero = scheme === 'asymmetric' ? codeAt(t.zeroPoints!.offset + row * layout.zeroPointBytesPerRow, block) : symmetricZeroCode(t.bits);
+  return dequantizeCode(code, scale, zero);
 }
