@@ -35,7 +35,7 @@ interface Result {
 async function measure(modelDir: string, known: SuperWeightCoordinate[], instrument: boolean, batch: number, tokens: number, promptLength: number): Promise<Omit<Result, 'model'>> {
   const steps: StepStats[] = [];
   const engine = await EngineCore.load(
-    { modelDir, device: { kind: 'cpu' }, instrument, limits: { maxBatch: batch, maxPrefillTokens: batch * promptLength }, knownSuperWeights: known },
+    { modelDir, device: { kind: 'cpu' }, instrument, limits: { maxNumSeqs: batch, maxNumBatchedTokens: batch * promptLength }, knownSuperWeights: known },
     ({ step }) => step && steps.push(step),
   );
   const prompt = Array.from({ length: promptLength }, (_, i) => 65 + (i % 26));

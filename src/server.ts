@@ -40,14 +40,14 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
 
   let stopping = false;
   let telemetry: Telemetry | undefined;
-  const admission = new Admission(config.limits.maxRunning + config.limits.maxWaiting);
+  const admission = new Admission(config.limits.maxNumSeqs + config.limits.maxWaiting);
   const modelId = config.servedModelName ?? path.basename(path.resolve(config.model));
   const ready = startEngineWithSuperWeights({
     engine: {
       modelDir: config.model,
       device: parseDevice(config.device),
       instrument: true,
-      limits: { maxBatch: config.limits.maxRunning, maxPrefillTokens: config.limits.maxPrefillTokens },
+      limits: { maxNumSeqs: config.limits.maxNumSeqs, maxNumBatchedTokens: config.limits.maxNumBatchedTokens },
     },
     superWeightsFile: config.superWeightsFile,
     aliases: [modelId],

@@ -2,7 +2,7 @@
 // engine as sequences, their events merged into one stream of choice events. A job is opened only
 // once the engine has accepted every sequence, so a bad request is a 400 before any stream starts.
 import type { EngineClient } from '../engine/engine-client.js';
-import type { GenerationRequest, SequenceEvent } from '../engine/protocol.js';
+import type { ComparisonMembership, GenerationRequest, SequenceEvent } from '../engine/protocol.js';
 import { coordinateId, type SwitchPlan } from '../model/switch-plan.js';
 import { ApiError } from '../http/errors.js';
 import type { GenerationSettings } from './sampling-fields.js';
@@ -19,6 +19,8 @@ export interface GenerationJob {
   /** The id telemetry reports: the client's X-Request-Id, else the response id. */
   requestId?: string;
   switchMode?: string;
+  /** For one state of an A/B comparison (one prompt, n = 1). */
+  comparison?: ComparisonMembership;
 }
 
 export interface ChoiceEvent {
@@ -36,7 +38,7 @@ export interface OpenedJob {
 }
 
 /** Submits every sequence and waits until all are accepted; an engine refusal becomes an ApiError. */
-export async function openJob(engine: EngineClient, job: GenerationJob, signal: AbortSignal, promptDistributionsFrom?: number): Promise<OpenedJob> {
+export async function openJob(engine: EngineClient, job: GenerationJob, signal: AbortSignal): Promise<OpenedJob> {
   const sources: AsyncGenerator<ChoiceEvent>[] = [];
   job.prompts.forEach((prompt, p) => {
     for (let j = 0; j < job.n; j++) {
@@ -47,7 +49,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
         prompt,
         streamIndex: j,
         promptLogprobs: job.promptLogprobs,
-        promptDistributionsFrom,
+        ...(job.comparison ? { comparison: job.comparison } : {}),
         switchPlan: job.switchPlan,
         tags: {
           requestId: job.requestId ?? job.id,

@@ -5,18 +5,24 @@ import { z } from 'zod';
 import { isPlainObject } from '../util/plain-object.js';
 import { describeZodError } from '../util/zod-issue.js';
 
-const limitsSchema = z.strictObject({
-  /** Sequences decoded together (the engine's batch). */
-  maxRunning: z.number().int().positive(),
-  /** Sequences admitted beyond the running batch before answering 429. */
-  maxWaiting: z.number().int().min(0),
-  /** Cap on a request's max_tokens. */
-  maxTokens: z.number().int().positive(),
-  /** Cap on n (choices per prompt). */
-  maxN: z.number().int().positive(),
-  maxPrefillTokens: z.number().int().positive(),
-  maxBodyBytes: z.number().int().positive(),
-});
+const limitsSchema = z
+  .strictObject({
+    /** Sequences in the engine's batch at once (vLLM's --max-num-seqs). */
+    maxNumSeqs: z.number().int().positive(),
+    /** Sequences admitted beyond the running batch before answering 429. */
+    maxWaiting: z.number().int().min(0),
+    /** Cap on a request's max_tokens. */
+    maxTokens: z.number().int().positive(),
+    /** Cap on n (choices per prompt). */
+    maxN: z.number().int().positive(),
+    /** Tokens one engine step computes: a token per decoding sequence, the rest prompt chunks (vLLM's --max-num-batched-tokens). */
+    maxNumBatchedTokens: z.number().int().positive(),
+    maxBodyBytes: z.number().int().positive(),
+  })
+  .refine((l) => l.maxNumBatchedTokens >= l.maxNumSeqs, {
+    message: 'maxNumBatchedTokens must be at least maxNumSeqs (every decoding sequence takes a token of each step)',
+    path: ['maxNumBatchedTokens'],
+  });
 
 const telemetrySchema = z.strictObject({
   /** Clients the /v1/activations WebSocket admits at once. */
@@ -60,7 +66,7 @@ export const DEFAULT_CONFIG_FILE = new URL('../../../config/server.json', import
 
 type Layer = Record<string, unknown>;
 
-/** Environment variables that override settings (limits as SWSERVE_MAX_RUNNING etc.). */
+/** Environment variables that override settings (limits as SWSERVE_MAX_NUM_SEQS etc.). */
 const ENV_KEYS: Record<string, string> = {
   PORT: 'port',
   HOST: 'host',
@@ -72,7 +78,8 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_API_KEY: 'apiKey',
   SWSERVE_SUPER_WEIGHTS: 'superWeightsFile',
   SWSERVE_DETECT_ON_LOAD: 'detectOnLoad',
-  SWSERVE_MAX_RUNNING: 'limits.maxRunning',
+  SWSERVE_MAX_NUM_SEQS: 'limits.maxNumSeqs',
+  SWSERVE_MAX_NUM_BATCHED_TOKENS: 'limits.maxNumBatchedTokens',
   SWSERVE_MAX_WAITING: 'limits.maxWaiting',
   SWSERVE_MAX_TOKENS: 'limits.maxTokens',
   SWSERVE_MAX_N: 'limits.maxN',
@@ -91,7 +98,7 @@ export function envLayer(env: NodeJS.ProcessEnv): Layer {
   return layer;
 }
 
-/** Flags use the same dotted keys as the file: `--port 9000`, `--limits.maxRunning 4`. */
+/** Flags use the same dotted keys as the file: `--port 9000`, `--limits.maxNumSeqs 4`. */
 export function setPath(target: Layer, dotted: string, value: unknown): void {
   const keys = dotted.split('.');
   let node = target;

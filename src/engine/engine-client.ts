@@ -56,6 +56,11 @@ export class EngineClient {
     return () => this.updateListeners.delete(listener);
   }
 
+  /** Tells the engine whether decode steps' activation frames are wanted (a WebSocket subscriber); off saves building and posting them per token. */
+  setDecodeFrames(wanted: boolean): void {
+    this.post({ type: 'frames', decode: wanted });
+  }
+
   /** False once the worker has died; nothing more can be served. */
   get alive(): boolean {
     return this.exitError === undefined;

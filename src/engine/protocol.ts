@@ -20,14 +20,34 @@ export interface GenerationRequest {
   minTokens: number;
   /** Top alternatives for each prompt token's logprob (echo); null computes none. */
   promptLogprobs: number | null;
-  /** Full next-token log-distributions for prompt positions from this one on (A/B comparisons); null for none. */
-  promptDistributionsFrom?: number | null;
+  /** Token ids whose next-token probability is summed at each prompt position (the stop-word mass); absent for none. */
+  promptStopWordIds?: number[];
+  /** Membership of an A/B comparison: the group's sequences generate, then score the baseline's tokens in the worker. */
+  comparison?: ComparisonMembership;
   /** Who asked, passed through untouched to the `accepted` event for subscribers such as telemetry. */
   tags?: SequenceTags;
   switchPlan: SwitchPlan;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface ComparisonMembership {
+  /** Shared by the group's sequences (one per switch state). */
+  group: string;
+  /** 0 is the baseline, whose tokens every member scores. */
+  index: number;
+  size: number;
+  /** Token ids whose probability is summed per scored position. */
+  stopWordIds: number[];
+}
+
+/** What a comparison member's switch state makes of the baseline's tokens, one entry per baseline token. */
+export interface ComparisonScores {
+  baselineTokenLogprobs: number[];
+  /** KL(baseline || this state) of the next-token distributions, in nats. */
+  klDivergence: number[];
+  stopWordMass: number[];
+}
 
 export interface SequenceTags {
   /** The response id, or the client's X-Request-Id. */
@@ -93,8 +113,8 @@ export type SequenceEvent =
       promptTokens: string[];
       /** Per prompt token (the first has none): its logprob and the top alternatives. */
       promptLogprobs?: ({ logprob: number; top: TokenAlternative[] } | null)[];
-      /** Log-softmax over the vocabulary after each prompt position from `promptDistributionsFrom`. */
-      distributions?: Float32Array[];
+      /** Per prompt position but the last, the probability the next token is one of `promptStopWordIds`. */
+      stopWordMass?: number[];
     }
   | {
       type: 'token';
@@ -116,15 +136,23 @@ export type SequenceEvent =
       stopString?: string;
       promptTokens: number;
       completionTokens: number;
+      /** For a comparison member: its state's scores of the baseline's tokens. */
+      comparison?: ComparisonScores;
     }
   /** The request itself is wrong (`invalid_request`, `context_length_exceeded`) or the engine could not serve it. */
   | { type: 'error'; id: string; kind: EngineErrorKind; message: string };
 
 export interface StepStats {
+  /** 'prefill' when the step fed prompt tokens (decodes may share it), else 'decode'. */
   phase: 'prefill' | 'decode';
+  /** Cache rows the step computed (decoding and prefilling). */
   batchSize: number;
-  /** Tokens per row fed this step (padded). */
+  /** Tokens fed (one per decoding row plus the prompt chunks). */
   tokens: number;
+  decodeRows: number;
+  prefillRows: number;
+  /** Prompt tokens fed (the chunks, without padding). */
+  prefillTokens: number;
   runMs: number;
   totalMs: number;
   /** Rows by switch state, for the observability of mixed batches. */
@@ -168,6 +196,8 @@ export interface EngineInfo {
 export type WorkerInbound =
   | { type: 'submit'; request: GenerationRequest }
   | { type: 'cancel'; id: string }
+  /** Whether anyone (a WebSocket subscriber) wants decode steps' activation frames; prefill frames always come. */
+  | { type: 'frames'; decode: boolean }
   | { type: 'shutdown' };
 
 export type WorkerOutbound =

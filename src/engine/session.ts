@@ -5,7 +5,7 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import { buildDecoderGraph } from '../model/decoder-graph.js';
 import type { ComputeDtype } from '../model/graph-context.js';
 import type { DeviceRequest } from './device.js';
-import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue, switchCols, switchFactors, switchRows } from '../model/graph-io.js';
+import { decodePastKey, decodePastValue, INPUT, OUTPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from '../model/graph-io.js';
 
 /** KV elements as the graph holds them: float32, or float16 bits on CUDA. */
 export type KvData = Float32Array | Uint16Array;
@@ -15,37 +15,54 @@ export interface LayerKv {
   value: KvData;
 }
 
-/** One batch step's inputs as plain typed arrays (shapes in graph-io.ts). */
+/** One step's inputs as plain typed arrays (shapes and meaning in graph-io.ts). */
 export interface StepFeeds {
-  batch: number;
+  /** N: flat tokens, decode rows' first. */
   tokens: number;
-  pastSlots: number;
+  decodeRows: number;
+  prefillRows: number;
+  /** Tp: the longest prefill chunk (1 when there are no prefill rows). */
+  chunk: number;
+  /** P: the cache's slot capacity. */
+  slots: number;
   inputIds: BigInt64Array;
   positionIds: BigInt64Array;
-  attentionBias: Float32Array;
+  decodePastLengths: BigInt64Array;
+  prefillPastLengths: BigInt64Array;
+  prefillTokenIndex: BigInt64Array;
+  prefillTokenMask: Uint8Array;
+  prefillRealIndex: BigInt64Array;
   logitsIndex: BigInt64Array;
-  tokenMask: Float32Array;
-  restorePosition: BigInt64Array;
-  past: LayerKv[];
-  /** Per layer: switched coordinates and [B, K] factors. */
-  switches: { rows: BigInt64Array; cols: BigInt64Array; factors: Float32Array }[];
+  /** Views of the cache rows of each group, per layer. */
+  past: { decode: LayerKv[]; prefill: LayerKv[] };
+  switches: SwitchInputs;
 }
 
+export interface SwitchInputs {
+  /** [N, K] */
+  factors: Float32Array;
+  rows: BigInt64Array;
+  cols: BigInt64Array;
+  /** [L] */
+  widths: BigInt64Array;
+}
+
+/** Per token and layer ([N, L]), and per token and switched coordinate ([N, K]). */
 export interface StepTaps {
   inMax: Float32Array;
-  inArg: BigInt64Array;
+  inChannel: BigInt64Array;
   outMax: Float32Array;
-  outArg: BigInt64Array;
+  outChannel: BigInt64Array;
   switchValues: Float32Array;
-  switchPeaks: BigInt64Array;
 }
 
 export interface StepFetches {
   logits: Float32Array;
   /** log(sum(exp(logits))) per logits row. */
   logitsLogSumExp: Float32Array;
+  /** Per layer, the step's new keys and values [N, kvH, D]. */
   present: LayerKv[];
-  /** Absent on a graph built without instrumentation. */
+  /** Absent on a graph built without instrumentation, or when the step did not ask for them. */
   taps?: StepTaps;
 }
 
@@ -61,7 +78,8 @@ export interface SessionInfo {
 
 export interface ModelSession {
   info: SessionInfo;
-  run(feeds: StepFeeds): Promise<StepFetches>;
+  /** Runs one step; the taps are copied out only when `withTaps` (they are computed either way). */
+  run(feeds: StepFeeds, withTaps: boolean): Promise<StepFetches>;
   release(): Promise<void>;
 }
 
@@ -107,47 +125,58 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
     instrumented: options.instrument,
     graphNodes: graph.nodeCount,
   };
-  const numLayers = checkpoint.spec.numLayers;
-  const kvShape = (batch: number, slots: number): number[] => [batch, checkpoint.spec.numKvHeads, slots, checkpoint.spec.headDim];
+  const { numLayers, numKvHeads, headDim } = checkpoint.spec;
   const kvType = computeDtype === 'float32' ? 'float32' : 'float16';
+  const int64 = (data: BigInt64Array, dims: number[]): ort.Tensor => new ort.Tensor('int64', data, dims);
+  const plainOutputs = [OUTPUT.logits, OUTPUT.logitsLogSumExp, ...Array.from({ length: numLayers }, (_, l) => [presentKey(l), presentValue(l)]).flat()];
+  const tapOutputs = [OUTPUT.tapInMax, OUTPUT.tapInChannel, OUTPUT.tapOutMax, OUTPUT.tapOutChannel, OUTPUT.tapSwitchValues];
   return {
     info,
-    async run(f: StepFeeds): Promise<StepFetches> {
+    async run(f: StepFeeds, withTaps: boolean): Promise<StepFetches> {
+      const kv = (data: KvData, rows: number): ort.Tensor => new ort.Tensor(kvType, data, [rows, numKvHeads, f.slots, headDim]);
       const feeds: Record<string, ort.Tensor> = {
-        [INPUT.inputIds]: new ort.Tensor('int64', f.inputIds, [f.batch, f.tokens]),
-        [INPUT.positionIds]: new ort.Tensor('int64', f.positionIds, [f.batch, f.tokens]),
-        [INPUT.attentionBias]: new ort.Tensor('float32', f.attentionBias, [f.batch, 1, f.tokens, f.pastSlots + f.tokens]),
-        [INPUT.logitsIndex]: new ort.Tensor('int64', f.logitsIndex, [f.logitsIndex.length]),
+        [INPUT.inputIds]: int64(f.inputIds, [f.tokens]),
+        [INPUT.positionIds]: int64(f.positionIds, [f.tokens]),
+        [INPUT.decodePastLengths]: int64(f.decodePastLengths, [f.decodeRows]),
+        [INPUT.prefillPastLengths]: int64(f.prefillPastLengths, [f.prefillRows]),
+        [INPUT.prefillTokenIndex]: int64(f.prefillTokenIndex, [f.prefillRows, f.chunk]),
+        [INPUT.prefillTokenMask]: new ort.Tensor('bool', f.prefillTokenMask, [f.prefillRows, f.chunk]),
+        [INPUT.prefillRealIndex]: int64(f.prefillRealIndex, [f.prefillRealIndex.length]),
+        [INPUT.logitsIndex]: int64(f.logitsIndex, [f.logitsIndex.length]),
       };
       for (let l = 0; l < numLayers; l++) {
-        feeds[pastKey(l)] = new ort.Tensor(kvType, f.past[l]!.key, kvShape(f.batch, f.pastSlots));
-        feeds[pastValue(l)] = new ort.Tensor(kvType, f.past[l]!.value, kvShape(f.batch, f.pastSlots));
+        feeds[decodePastKey(l)] = kv(f.past.decode[l]!.key, f.decodeRows);
+        feeds[decodePastValue(l)] = kv(f.past.decode[l]!.value, f.decodeRows);
+        feeds[prefillPastKey(l)] = kv(f.past.prefill[l]!.key, f.prefillRows);
+        feeds[prefillPastValue(l)] = kv(f.past.prefill[l]!.value, f.prefillRows);
       }
+      const taps = info.instrumented && withTaps;
       if (info.instrumented) {
-        feeds[INPUT.tokenMask] = new ort.Tensor('float32', f.tokenMask, [f.batch, f.tokens]);
-        feeds[INPUT.restorePosition] = new ort.Tensor('int64', f.restorePosition, [f.batch]);
-        f.switches.forEach((s, l) => {
-          feeds[switchRows(l)] = new ort.Tensor('int64', s.rows, [s.rows.length]);
-          feeds[switchCols(l)] = new ort.Tensor('int64', s.cols, [s.cols.length]);
-          feeds[switchFactors(l)] = new ort.Tensor('float32', s.factors, [f.batch, s.rows.length]);
-        });
+        const s = f.switches;
+        feeds[INPUT.switchFactors] = new ort.Tensor('float32', s.factors, [f.tokens, s.rows.length]);
+        feeds[INPUT.switchRows] = int64(s.rows, [s.rows.length]);
+        feeds[INPUT.switchCols] = int64(s.cols, [s.cols.length]);
+        feeds[INPUT.switchWidths] = int64(s.widths, [numLayers]);
       }
-      const out = await session.run(feeds);
+      const out = await session.run(feeds, taps ? [...plainOutputs, ...tapOutputs] : plainOutputs);
       const present: LayerKv[] = [];
       for (let l = 0; l < numLayers; l++) {
         present.push({ key: out[presentKey(l)]!.data as KvData, value: out[presentValue(l)]!.data as KvData });
       }
-      const taps = info.instrumented
-        ? {
-            inMax: out[OUTPUT.tapInMax]!.data as Float32Array,
-            inArg: out[OUTPUT.tapInArg]!.data as BigInt64Array,
-            outMax: out[OUTPUT.tapOutMax]!.data as Float32Array,
-            outArg: out[OUTPUT.tapOutArg]!.data as BigInt64Array,
-            switchValues: out[OUTPUT.tapSwitchValues]!.data as Float32Array,
-            switchPeaks: out[OUTPUT.tapSwitchPeaks]!.data as BigInt64Array,
-          }
-        : undefined;
-      return { logits: out[OUTPUT.logits]!.data as Float32Array, logitsLogSumExp: out[OUTPUT.logitsLogSumExp]!.data as Float32Array, present, taps };
+      return {
+        logits: out[OUTPUT.logits]!.data as Float32Array,
+        logitsLogSumExp: out[OUTPUT.logitsLogSumExp]!.data as Float32Array,
+        present,
+        taps: taps
+          ? {
+              inMax: out[OUTPUT.tapInMax]!.data as Float32Array,
+              inChannel: out[OUTPUT.tapInChannel]!.data as BigInt64Array,
+              outMax: out[OUTPUT.tapOutMax]!.data as Float32Array,
+              outChannel: out[OUTPUT.tapOutChannel]!.data as BigInt64Array,
+              switchValues: out[OUTPUT.tapSwitchValues]!.data as Float32Array,
+            }
+          : undefined,
+      };
     },
     release: () => session.release(),
   };

@@ -1,50 +1,53 @@
-// Turns the batch rows' switch plans into the graph's per-layer switch inputs: the union of the
-// coordinates any row switches plus the known super weights (so their activations are always
-// tapped), and a [B, K] factor table holding (scale - 1) * W[row, col] where a row switches.
+// Turns the step rows' switch plans into the graph's switch inputs: the union of the coordinates any
+// row switches plus the known super weights (so their activations are always tapped), layer by
+// layer, and a per-token factor table holding (scale - 1) * W[row, col] where a row switches it
+// (0 at the super-activation position when the row restores it).
 import { coordinateId, type SuperWeightCoordinate, type SwitchPlan } from '../model/switch-plan.js';
+import type { SwitchInputs } from './session.js';
 
-export interface LayerSwitchFeeds {
-  rows: BigInt64Array;
-  cols: BigInt64Array;
-  factors: Float32Array;
+export interface SwitchRow {
+  plan: SwitchPlan;
+  /** Positions of the row's tokens this step, in flat order. */
+  positions: readonly number[];
 }
 
 export interface SwitchFeeds {
-  layers: LayerSwitchFeeds[];
-  /** Coordinates in output order (layer by layer), as the switch-value tap reports them. */
+  inputs: SwitchInputs;
+  /** Coordinates in input order (layer by layer), as the switch-value tap reports them. */
   coordinates: SuperWeightCoordinate[];
-  restorePosition: BigInt64Array;
 }
 
 export function buildSwitchFeeds(
-  plans: SwitchPlan[],
+  rows: readonly SwitchRow[],
   known: readonly SuperWeightCoordinate[],
   numLayers: number,
   weightValue: (c: SuperWeightCoordinate) => number,
 ): SwitchFeeds {
   const perLayer: Map<string, SuperWeightCoordinate>[] = Array.from({ length: numLayers }, () => new Map());
   for (const c of known) perLayer[c.layer]!.set(coordinateId(c), c);
-  for (const plan of plans) for (const e of plan.entries) perLayer[e.layer]!.set(coordinateId(e), e);
-
-  const batch = plans.length;
-  const coordinates: SuperWeightCoordinate[] = [];
-  const layers = perLayer.map((coords) => {
-    const list = [...coords.values()];
-    const slot = new Map([...coords.keys()].map((id, k) => [id, k]));
-    coordinates.push(...list.map(({ layer, row, col }) => ({ layer, row, col })));
-    const factors = new Float32Array(batch * list.length);
-    plans.forEach((plan, b) => {
-      for (const e of plan.entries) {
-        const k = slot.get(coordinateId(e));
-        if (k !== undefined) factors[b * list.length + k] = (e.scale - 1) * weightValue(e);
+  for (const { plan } of rows) for (const e of plan.entries) perLayer[e.layer]!.set(coordinateId(e), e);
+  const coordinates = perLayer.flatMap((coords) => [...coords.values()].map(({ layer, row, col }) => ({ layer, row, col })));
+  const slot = new Map(coordinates.map((c, k) => [coordinateId(c), k]));
+  const K = coordinates.length;
+  const tokens = rows.reduce((a, r) => a + r.positions.length, 0);
+  const factors = new Float32Array(tokens * K);
+  let token = 0;
+  for (const { plan, positions } of rows) {
+    const switched = plan.entries.filter((e) => e.scale !== 1).map((e) => ({ k: slot.get(coordinateId(e))!, factor: (e.scale - 1) * weightValue(e) }));
+    for (const position of positions) {
+      if (!(plan.restoreActivation && position === plan.activationPosition)) {
+        for (const { k, factor } of switched) factors[token * K + k] = factor;
       }
-    });
-    return {
-      rows: BigInt64Array.from(list, (c) => BigInt(c.row)),
-      cols: BigInt64Array.from(list, (c) => BigInt(c.col)),
+      token++;
+    }
+  }
+  return {
+    coordinates,
+    inputs: {
       factors,
-    };
-  });
-  const restorePosition = BigInt64Array.from(plans, (p) => BigInt(p.restoreActivation ? p.activationPosition : -1));
-  return { layers, coordinates, restorePosition };
+      rows: BigInt64Array.from(coordinates, (c) => BigInt(c.row)),
+      cols: BigInt64Array.from(coordinates, (c) => BigInt(c.col)),
+      widths: BigInt64Array.from(perLayer, (coords) => BigInt(coords.size)),
+    },
+  };
 }

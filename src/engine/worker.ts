@@ -15,6 +15,7 @@ port.on('message', (message: WorkerInbound) => {
   if (!engine) return;
   if (message.type === 'submit') engine.submit(message.request);
   else if (message.type === 'cancel') engine.cancel(message.id);
+  else if (message.type === 'frames') engine.setDecodeFrames(message.decode);
   else closing = true;
   wake?.();
 });

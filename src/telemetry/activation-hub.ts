@@ -14,6 +14,8 @@ export interface HubOptions {
   onClients?: (count: number) => void;
   /** Told about every frame dropped for a slow client. */
   onDropped?: (count: number) => void;
+  /** Told whenever it changes whether any client wants decode steps' frames (the engine builds them only then). */
+  onDecodeDemand?: (wanted: boolean) => void;
 }
 
 export interface HubClient {
@@ -29,6 +31,7 @@ interface Track extends SequenceIdentity {
 export class ActivationHub {
   private readonly clients = new Set<HubClient>();
   private readonly tracks = new Map<string, Track>();
+  private decodeDemand = false;
 
   constructor(private readonly options: HubOptions) {}
 
@@ -40,11 +43,27 @@ export class ActivationHub {
     const client: HubClient = { filter, outbox: new ClientOutbox(socket, this.options.clientBufferFrames, (n) => this.options.onDropped?.(n)) };
     this.clients.add(client);
     this.options.onClients?.(this.clients.size);
+    this.updateDecodeDemand();
     return client;
   }
 
   removeClient(client: HubClient): void {
     if (this.clients.delete(client)) this.options.onClients?.(this.clients.size);
+    this.updateDecodeDemand();
+  }
+
+  /** Replaces a client's subscription. */
+  subscribe(client: HubClient, filter: SubscriptionFilter): void {
+    client.filter = filter;
+    this.updateDecodeDemand();
+  }
+
+  private updateDecodeDemand(): void {
+    const wanted = [...this.clients].some((c) => c.filter.spec.decode_every > 0);
+    if (wanted !== this.decodeDemand) {
+      this.decodeDemand = wanted;
+      this.options.onDecodeDemand?.(wanted);
+    }
   }
 
   send(client: HubClient, frame: ControlFrame): void {

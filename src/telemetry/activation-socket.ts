@@ -98,6 +98,6 @@ function reject(socket: Duplex, error: ApiError): void {
 function onMessage(hub: ActivationHub, client: HubClient, data: RawData, isBinary: boolean, numLayers: number): void {
   const parsed = isBinary ? { ok: false as const, message: 'messages must be JSON text' } : parseSubscribeMessage(data.toString(), numLayers);
   if (!parsed.ok) return hub.send(client, { type: 'error', message: parsed.message });
-  client.filter = parsed.filter;
+  hub.subscribe(client, parsed.filter);
   hub.send(client, { type: 'subscribed', subscription: parsed.filter.spec });
 }

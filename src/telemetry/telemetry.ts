@@ -21,12 +21,13 @@ export interface Telemetry {
   close(): void;
 }
 
-export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate'>, server: http.Server, options: TelemetryOptions): Telemetry {
+export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate' | 'setDecodeFrames'>, server: http.Server, options: TelemetryOptions): Telemetry {
   const metrics = createMetrics(engine.info);
   const hub = new ActivationHub({
     clientBufferFrames: options.clientBufferFrames,
     onClients: (count) => metrics.setWebSocketClients(count),
     onDropped: (count) => metrics.countDroppedFrames(count),
+    onDecodeDemand: (wanted) => engine.setDecodeFrames(wanted),
   });
   const socket = attachActivationSocket(server, hub, {
     maxClients: options.maxClients,

@@ -115,10 +115,10 @@ function freshRequest(url: string, path: string, body: Json): Promise<{ status?:
   });
 }
 
-describe('overload: maxRunning 1, maxWaiting 0', () => {
+describe('overload: maxNumSeqs 1, maxWaiting 0', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ config: { limits: { maxRunning: 1, maxWaiting: 0 } } });
+    server = await startTestServer({ config: { limits: { maxNumSeqs: 1, maxWaiting: 0 } } });
   });
   after(async () => {
     await server.close();

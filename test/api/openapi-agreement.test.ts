@@ -409,7 +409,7 @@ describe('real responses match openapi.yaml', () => {
 
   before(async () => {
     // The second server has an API key and room for one sequence, for 401 and 429.
-    [server, keyed] = await Promise.all([startTestServer(), startTestServer({ config: { apiKey: API_KEY, limits: { maxRunning: 1, maxWaiting: 0 } } })]);
+    [server, keyed] = await Promise.all([startTestServer(), startTestServer({ config: { apiKey: API_KEY, limits: { maxNumSeqs: 1, maxWaiting: 0 } } })]);
     model = server.modelId;
   });
   after(async () => {

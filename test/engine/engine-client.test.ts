@@ -16,7 +16,7 @@ let client: EngineClient;
 before(async () => {
   // Wide enough that one step takes measurable time.
   const ckpt = buildTinyCheckpoint(path.join(root, 'm'), { arch: 'llama', hiddenSize: 256, intermediateSize: 1024, numLayers: 4, maxPositionEmbeddings: 4096, seed: 3 });
-  client = await EngineClient.start({ modelDir: ckpt.dir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 8, maxPrefillTokens: 4096 }, knownSuperWeights: [] });
+  client = await EngineClient.start({ modelDir: ckpt.dir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 8, maxNumBatchedTokens: 4096 }, knownSuperWeights: [] });
 });
 after(async () => {
   await client.close();

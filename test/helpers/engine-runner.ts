@@ -22,7 +22,7 @@ export async function startEngine(options: Partial<EngineOptions> & Pick<EngineO
   const stats: StepStats[] = [];
   const sequences = new Map<string, CollectedSequence>();
   const engine = await EngineCore.load(
-    { device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 16, maxPrefillTokens: 4096 }, knownSuperWeights: [], ...options },
+    { device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 16, maxNumBatchedTokens: 4096 }, knownSuperWeights: [], ...options },
     ({ events, step }) => {
       if (step) stats.push(step);
       for (const e of events) {

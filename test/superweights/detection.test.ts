@@ -19,7 +19,7 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 async function detect(name: string, planted: PlantedSuperWeight[]): Promise<DetectionResult> {
   const dir = path.join(root, name);
   buildTinyCheckpoint(dir, { arch: 'llama', numLayers: 4, seed: 3, plantedSuperWeights: planted });
-  const engine = await EngineClient.start({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 16, maxPrefillTokens: 4096 }, knownSuperWeights: [] });
+  const engine = await EngineClient.start({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 16, maxNumBatchedTokens: 4096 }, knownSuperWeights: [] });
   try {
     return await detectSuperWeights(engine, DEFAULT_DETECTION_OPTIONS);
   } finally {
@@ -87,7 +87,7 @@ describe('detection on planted checkpoints', () => {
   it('stops at the maximum count', async () => {
     const dir = path.join(root, 'capped');
     buildTinyCheckpoint(dir, { arch: 'llama', numLayers: 4, seed: 3, plantedSuperWeights: [{ layer: 1, row: 7, col: 33, strength: 30 }, { layer: 1, row: 20, col: 50, strength: 18 }] });
-    const engine = await EngineClient.start({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 16, maxPrefillTokens: 4096 }, knownSuperWeights: [] });
+    const engine = await EngineClient.start({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 16, maxNumBatchedTokens: 4096 }, knownSuperWeights: [] });
     try {
       const r = await detectSuperWeights(engine, { ...DEFAULT_DETECTION_OPTIONS, maxSuperWeights: 1, prompts: ['Summer is hot.', 'Winter is'] });
       assert.deepEqual(ids(r), ['1:7:33']);

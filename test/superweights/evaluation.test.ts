@@ -44,7 +44,7 @@ before(async () => {
     seed: 3,
     plantedSuperWeights: [{ ...SUPER_WEIGHTS[0]!, strength: 30 }, { ...SUPER_WEIGHTS[1]!, strength: 12 }],
   });
-  engine = await EngineClient.start({ modelDir: ckpt.dir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 16, maxPrefillTokens: 4096 }, knownSuperWeights: SUPER_WEIGHTS });
+  engine = await EngineClient.start({ modelDir: ckpt.dir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 16, maxNumBatchedTokens: 4096 }, knownSuperWeights: SUPER_WEIGHTS });
   windows = cutWindows([...Buffer.from(TEXT)], WINDOW_TOKENS, ckpt.bosId);
   stopIds = engine.info.stopWords.ids;
   const largest = largestDownProjWeights(ckpt.dir, LARGEST, SUPER_WEIGHTS);

@@ -20,7 +20,7 @@ export function readyHandler(ctx: ApiContext): RequestHandler {
       status: ctx.shuttingDown() ? 'shutting_down' : accepting ? 'ready' : 'full',
       sequences_in_flight: ctx.admission.used,
       capacity: ctx.admission.limit,
-      max_running: ctx.config.limits.maxRunning,
+      max_running: ctx.config.limits.maxNumSeqs,
       max_waiting: ctx.config.limits.maxWaiting,
     });
   };
