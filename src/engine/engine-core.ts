@@ -289,15 +289,17 @@ export class EngineCore {
     this.emit(events);
   }
 
-  /** Ends these sequences with an engine error (a comparison: all its members); the engine keeps serving the others. */
+  /**
+   * Ends these sequences with an engine error (a comparison: all its members); the engine keeps serving
+   * the others. Sequences waiting to share a failed one's prefill go back to the queue and compute it.
+   */
   private fail(work: readonly Work[], message: string): void {
     this.options.onWarning?.(`engine step failed: ${message}`);
     const events: SequenceEvent[] = [];
     const failed = new Set<Sequence>();
     for (const w of work) {
       const group = w instanceof ScoringPass ? w.group : (w as Sequence).request.comparison ? this.comparisons.get((w as Sequence).request.comparison!.group) : undefined;
-      const sharing = w instanceof Sequence ? this.scheduler.followersOf(w.id) : [];
-      for (const s of group ? group.members : [w as Sequence, ...(sharing as Sequence[])]) failed.add(s);
+      for (const s of group ? group.members : [w as Sequence]) failed.add(s);
       if (group?.pass) this.scheduler.remove(group.pass.id);
       if (group) group.failure = message;
     }

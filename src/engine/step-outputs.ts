@@ -60,7 +60,7 @@ export class StepOutputs {
       try {
         body();
       } catch (err) {
-        const ids = new Set(work instanceof ScoringPass ? work.members.map((m) => m.id) : [work.id, ...this.scheduler.followersOf(work.id).map((f) => f.id)]);
+        const ids = new Set(work instanceof ScoringPass ? work.members.map((m) => m.id) : [work.id]);
         booked.events.splice(mark, booked.events.length - mark, ...booked.events.slice(mark).filter((e) => !ids.has(e.id)));
         for (const id of ids) booked.finished.delete(id);
         booked.held = booked.held.filter((s) => !ids.has(s.id));
@@ -69,7 +69,14 @@ export class StepOutputs {
       }
     };
     for (const { sequence, tokens } of step.prefill) {
-      guarded(sequence, () => (sequence instanceof ScoringPass ? this.scoreChunk(sequence, tokens, view, booked) : this.promptChunk(sequence, tokens, view, booked)));
+      if (sequence instanceof ScoringPass) {
+        guarded(sequence, () => this.scoreChunk(sequence, tokens, view, booked));
+        continue;
+      }
+      let completed = false;
+      guarded(sequence, () => (completed = this.promptChunk(sequence, tokens, view, booked)));
+      // Each follower books on its own, so one that fails takes nobody with it.
+      if (completed) for (const f of this.scheduler.followersOf(sequence.id) as Sequence[]) guarded(f, () => this.follow(sequence, f, view, booked));
     }
     for (const s of step.decode) guarded(s, () => this.decodeToken(s as Sequence, view, booked));
     return booked;
@@ -104,18 +111,26 @@ export class StepOutputs {
     return view.packed.rows[view.rowIndex.get(id)!]!;
   }
 
-  private promptChunk(s: Sequence, tokens: number, view: StepView, booked: Booked): void {
+  /** Books a prompt chunk; returns whether it completed the prompt. */
+  private promptChunk(s: Sequence, tokens: number, view: StepView, booked: Booked): boolean {
     const row = this.row(view, s.id);
     if (view.taps) s.prefillTaps.add(view.taps, row.token, tokens, s.computed, view.packed.coordinates);
     if (s.scoresPrompt) this.scorePrompt(s, view.rows, row.logit, tokens);
-    if (s.computed + tokens < s.promptLength) return;
-    const last = row.logit + row.logits - 1;
-    this.completePrompt(s, view, last, booked);
-    for (const f of this.scheduler.followersOf(s.id) as Sequence[]) {
-      this.kv.fork(s.id, f.id, s.promptLength);
-      f.adoptPrefill(s);
-      this.completePrompt(f, view, last, booked);
-    }
+    if (s.computed + tokens < s.promptLength) return false;
+    this.completePrompt(s, view, this.lastLogit(view, s.id), booked);
+    return true;
+  }
+
+  /** A follower takes a copy of its leader's prompt cache and samples from the same last logits. */
+  private follow(leader: Sequence, f: Sequence, view: StepView, booked: Booked): void {
+    this.kv.fork(leader.id, f.id, leader.promptLength);
+    f.adoptPrefill(leader);
+    this.completePrompt(f, view, this.lastLogit(view, leader.id), booked);
+  }
+
+  private lastLogit(view: StepView, id: string): number {
+    const row = this.row(view, id);
+    return row.logit + row.logits - 1;
   }
 
   private completePrompt(s: Sequence, view: StepView, lastLogit: number, booked: Booked): void {
