@@ -17,6 +17,9 @@ export const RANDOM_MODEL_SHAPES: Record<string, TinyModelSpec> = {
 
 // Weights are uniform in [-RANGE, RANGE] (std ~0.029, near the 0.02 of Llama's init) so activations stay finite.
 const WEIGHT_RANGE = 0.05;
+// Random weights carry no super weight; this coordinate is declared one so that "off" requests switch
+// a real weight (the bench measures what the switch costs, not what it does).
+export const DECLARED_SUPER_WEIGHT = { layer: 1, row: 7, col: 33 };
 // Rows written per chunk: bounds the writer's memory to a few MB whatever the tensor size.
 const CHUNK_ELEMENTS = 1 << 20;
 
@@ -64,6 +67,7 @@ export function writeRandomCheckpoint(dir: string, spec: TinyModelSpec): string 
   }
   fs.renameSync(`${weightsPath}.partial`, weightsPath);
   fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: s.bosId, eos_token_id: s.eosId }, null, 2));
+  fs.writeFileSync(path.join(dir, 'super_weights.json'), JSON.stringify({ super_weights: [DECLARED_SUPER_WEIGHT] }, null, 2));
   fs.writeFileSync(configPath, configText);
   return dir;
 }

@@ -46,7 +46,7 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
     engine: {
       modelDir: config.model,
       device: parseDevice(config.device),
-      instrument: true,
+      instrument: config.instrument,
       limits: { maxNumSeqs: config.limits.maxNumSeqs, maxNumBatchedTokens: config.limits.maxNumBatchedTokens },
     },
     superWeightsFile: config.superWeightsFile,

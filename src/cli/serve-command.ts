@@ -28,6 +28,7 @@ const CONFIG_FLAGS: Record<string, ConfigFlag> = {
   'max-tokens': { key: 'limits.maxTokens', value: 'N', description: "Cap on a request's max_tokens." },
   'max-n': { key: 'limits.maxN', value: 'N', description: 'Cap on n (choices per prompt).' },
   'max-body-bytes': { key: 'limits.maxBodyBytes', value: 'N', description: 'Largest request body accepted (413 beyond).' },
+  instrument: { key: 'instrument', value: 'true|false', description: 'Build the graph with the super-weight switch and activation taps; false serves a plain graph that refuses switches (for overhead comparisons).' },
   'shutdown-grace-seconds': { key: 'shutdownGraceSeconds', value: 'S', description: 'On SIGTERM, how long in-flight requests may finish before they are ended.' },
 };
 

@@ -52,6 +52,8 @@ export const serverConfigSchema = z.strictObject({
   limits: limitsSchema,
   shutdownGraceSeconds: z.number().min(0),
   pingIntervalSeconds: z.number().positive(),
+  /** Build the graph with the super-weight switch and activation taps; off serves a plain graph (overhead comparisons). */
+  instrument: z.boolean(),
   /** Detect super weights at startup when neither files nor the registry know the model. */
   detectOnLoad: z.boolean(),
   detection: detectionSchema.optional(),
@@ -78,6 +80,7 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_API_KEY: 'apiKey',
   SWSERVE_SUPER_WEIGHTS: 'superWeightsFile',
   SWSERVE_DETECT_ON_LOAD: 'detectOnLoad',
+  SWSERVE_INSTRUMENT: 'instrument',
   SWSERVE_MAX_NUM_SEQS: 'limits.maxNumSeqs',
   SWSERVE_MAX_NUM_BATCHED_TOKENS: 'limits.maxNumBatchedTokens',
   SWSERVE_MAX_WAITING: 'limits.maxWaiting',

@@ -357,6 +357,9 @@ export class EngineCore {
     if (bias !== undefined) return invalid(`logit_bias token id ${bias} is outside the vocabulary (0..${this.info.vocabSize - 1})`);
     const c = request.comparison;
     if (c && (request.maxTokens === 0 || !(c.index >= 0 && c.index < c.size))) return invalid('a comparison member must generate and have an index below the group size');
+    if (!this.session.info.instrumented && request.switchPlan.entries.some((e) => e.scale !== 1)) {
+      return invalid('this engine runs the plain graph (instrument off), which has no super-weight switch');
+    }
     const problems = switchPlanProblems(request.switchPlan, this.checkpoint.spec);
     return problems.length > 0 ? invalid(problems.join('; ')) : ids;
   }
