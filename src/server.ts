@@ -65,6 +65,7 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
         admission,
         shuttingDown: () => stopping,
         metrics: telemetry.metrics,
+        probeActivations: telemetry.probeActivations,
         superWeights,
       };
       handler = createApp(ctx);

@@ -3,7 +3,7 @@
 // once the engine has accepted every sequence, so a bad request is a 400 before any stream starts.
 import type { EngineClient } from '../engine/engine-client.js';
 import type { ComparisonMembership, GenerationRequest, SequenceEvent } from '../engine/protocol.js';
-import { coordinateId, type SwitchPlan } from '../model/switch-plan.js';
+import type { SwitchPlan } from '../model/switch-plan.js';
 import { ApiError } from '../http/errors.js';
 import type { GenerationSettings } from './sampling-fields.js';
 
@@ -18,7 +18,6 @@ export interface GenerationJob {
   promptParam: string;
   /** The id telemetry reports: the client's X-Request-Id, else the response id. */
   requestId?: string;
-  switchMode?: string;
   /** For one state of an A/B comparison (one prompt, n = 1). */
   comparison?: ComparisonMembership;
 }
@@ -51,13 +50,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
         promptLogprobs: job.promptLogprobs,
         ...(job.comparison ? { comparison: job.comparison } : {}),
         switchPlan: job.switchPlan,
-        tags: {
-          requestId: job.requestId ?? job.id,
-          choice: index,
-          switchMode: job.switchMode ?? 'original',
-          switchWeights: job.switchPlan.entries.map((e) => ({ id: coordinateId(e), scale: e.scale })),
-          restoreActivation: job.switchPlan.restoreActivation,
-        },
+        tags: { requestId: job.requestId ?? job.id, choice: index },
       };
       sources.push(tagged(engine.generate(request, signal), index, p));
     }

@@ -29,6 +29,7 @@ const CONFIG_FLAGS: Record<string, ConfigFlag> = {
   'max-n': { key: 'limits.maxN', value: 'N', description: 'Cap on n (choices per prompt).' },
   'max-body-bytes': { key: 'limits.maxBodyBytes', value: 'N', description: 'Largest request body accepted (413 beyond).' },
   instrument: { key: 'instrument', value: 'true|false', description: 'Build the graph with the super-weight switch and activation taps; false serves a plain graph that refuses switches (for overhead comparisons).' },
+  'allowed-origins': { key: 'allowedOrigins', value: 'ORIGIN[,ORIGIN...]|*', description: 'Browser origins allowed to call the API (CORS, with preflight); * allows any.', unset: 'none, CORS is off' },
   'shutdown-grace-seconds': { key: 'shutdownGraceSeconds', value: 'S', description: 'On SIGTERM, how long in-flight requests may finish before they are ended.' },
 };
 
@@ -39,7 +40,8 @@ export function serveCommand(): CommandSpec<FlagTable> {
   const flags: Record<string, FlagSpec> = { config: { type: 'string', value: 'FILE', description: 'A JSON file of settings layered over config/server.json.' } };
   for (const [name, flag] of Object.entries(CONFIG_FLAGS)) {
     const fallback = flag.key.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], defaults);
-    flags[name] = { type: 'string', value: flag.value, description: flag.description, defaultNote: fallback === undefined ? flag.unset : `${String(fallback)}, from config/server.json` };
+    const unset = fallback === undefined || (Array.isArray(fallback) && fallback.length === 0);
+    flags[name] = { type: 'string', value: flag.value, description: flag.description, defaultNote: unset ? flag.unset : `${String(fallback)}, from config/server.json` };
   }
   flags['detect-on-load'] = { type: 'boolean', description: 'Detect the super weights at startup when no file or registry entry knows the model.' };
   return {

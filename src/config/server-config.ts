@@ -60,6 +60,8 @@ export const serverConfigSchema = z.strictObject({
   /** A JSON file of super-weight coordinates to use instead of the model's own, or a registry file consulted before the built-in one. */
   superWeightsFile: z.string().optional(),
   telemetry: telemetrySchema,
+  /** Browser origins allowed to call the API (CORS); `*` for any; none by default. */
+  allowedOrigins: z.array(z.string().regex(/^(\*|https?:\/\/[^/\s]+)$/, 'expected "*" or an origin such as https://app.example.com (scheme and host, no path)')),
 });
 
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
@@ -90,6 +92,7 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_SHUTDOWN_GRACE_SECONDS: 'shutdownGraceSeconds',
   SWSERVE_TELEMETRY_MAX_CLIENTS: 'telemetry.maxClients',
   SWSERVE_TELEMETRY_CLIENT_BUFFER_FRAMES: 'telemetry.clientBufferFrames',
+  SWSERVE_ALLOWED_ORIGINS: 'allowedOrigins',
 };
 
 export function envLayer(env: NodeJS.ProcessEnv): Layer {
@@ -112,8 +115,12 @@ export function setPath(target: Layer, dotted: string, value: unknown): void {
 // Settings that are text even when they look like numbers (an API key of digits is still a key).
 const TEXT_SETTINGS = new Set(['host', 'model', 'servedModelName', 'device', 'apiKey', 'superWeightsFile']);
 
+// Settings that are lists, given as text separated by commas.
+const LIST_SETTINGS = new Set(['allowedOrigins']);
+
 /** A setting given as text (a variable or a flag) as the value the schema expects. */
 export function settingValue(key: string, value: string): unknown {
+  if (LIST_SETTINGS.has(key)) return value.split(',').map((v) => v.trim()).filter((v) => v !== '');
   return TEXT_SETTINGS.has(key) ? value : coerce(value);
 }
 

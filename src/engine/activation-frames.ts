@@ -79,9 +79,24 @@ export class TapAccumulator {
 
 /** The frame of one decoded token (flat token `token` of the step). */
 export function tokenFrame(taps: StepTaps, token: number, position: number, step: number, coordinates: readonly SuperWeightCoordinate[], reported: ReadonlySet<string>, numLayers: number): ActivationFrame {
-  const single = new TapAccumulator(numLayers);
-  single.add(taps, token, 1, position, coordinates);
-  return single.frame('decode', step, reported);
+  const layers: LayerActivation[] = [];
+  for (let l = 0; l < numLayers; l++) {
+    const at = token * numLayers + l;
+    layers.push({
+      layer: l,
+      inputMax: taps.inMax[at]!,
+      inputChannel: Number(taps.inChannel[at]),
+      inputPosition: position,
+      outputMax: taps.outMax[at]!,
+      outputChannel: Number(taps.outChannel[at]),
+      outputPosition: position,
+    });
+  }
+  const superActivations: SuperActivationValue[] = [];
+  coordinates.forEach((c, k) => {
+    if (reported.has(coordinateId(c))) superActivations.push({ ...c, value: taps.switchValues[token * coordinates.length + k]!, position });
+  });
+  return { phase: 'decode', step, positions: [position, position + 1], layers, superActivations };
 }
 
 function raise(peak: Peak, value: number, channel: bigint, position: number): void {

@@ -212,7 +212,7 @@ export class EngineCore {
     const weightValues = Object.fromEntries(
       [...this.options.knownSuperWeights, ...request.switchPlan.entries].map((c) => [coordinateId(c), this.weightValue(c)]),
     );
-    this.emit([{ type: 'accepted', id: request.id, promptTokens: problem.length, weightValues, tags: request.tags }]);
+    this.emit([{ type: 'accepted', id: request.id, promptTokens: problem.length, weightValues, switchPlan: request.switchPlan, tags: request.tags }]);
   }
 
   private comparisonGroup(id: string, size: number): ComparisonGroup {

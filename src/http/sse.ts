@@ -1,7 +1,16 @@
-// The one SSE writer: `data:` events, `: ping` comments as keep-alives while the model computes,
-// `data: [DONE]` at the end, and an error event that ends a stream which already started.
+// The one SSE writer: `data:` events (with an `event:` name where the API names them), `: ping`
+// comments as keep-alives while the model computes, and the end of the stream (with `data: [DONE]`
+// for the chat and completions APIs).
 import type { Response } from 'express';
-import type { ApiError } from './errors.js';
+
+export interface SseEvent {
+  /** The `event:` field; absent for unnamed events. */
+  event?: string;
+  data: unknown;
+}
+
+// An event name is one line of plain characters (a line break would start another field).
+const EVENT_NAME = /^[\w.-]+$/;
 
 export class SseWriter {
   private readonly ping: NodeJS.Timeout;
@@ -21,19 +30,16 @@ export class SseWriter {
     res.once('close', () => this.stop());
   }
 
-  send(data: unknown): void {
-    this.write(`data: ${JSON.stringify(data)}\n\n`);
+  send({ event, data }: SseEvent): void {
+    if (event !== undefined && !EVENT_NAME.test(event)) throw new Error(`SSE event name ${JSON.stringify(event)} is not one plain line`);
+    this.write(`${event === undefined ? '' : `event: ${event}\n`}data: ${JSON.stringify(data)}\n\n`);
   }
 
-  done(): void {
-    this.write('data: [DONE]\n\n');
+  /** Ends the stream, after `data: [DONE]` when `doneMarker`. */
+  end(doneMarker: boolean): void {
+    if (doneMarker) this.write('data: [DONE]\n\n');
     this.stop();
     this.res.end();
-  }
-
-  fail(error: ApiError): void {
-    this.send(error.toJSON());
-    this.done();
   }
 
   private write(chunk: string): void {

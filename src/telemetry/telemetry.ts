@@ -4,6 +4,8 @@
 import type http from 'node:http';
 import type { EngineClient } from '../engine/engine-client.js';
 import type { EngineUpdate } from '../engine/protocol.js';
+import type { ApiError } from '../http/errors.js';
+import type { Subscription } from './subscription.js';
 import { ActivationHub } from './activation-hub.js';
 import { attachActivationSocket } from './activation-socket.js';
 import { createMetrics, type TelemetryMetrics } from './metrics.js';
@@ -18,6 +20,8 @@ export interface TelemetryOptions {
 
 export interface Telemetry {
   metrics: TelemetryMetrics;
+  /** What a WebSocket upgrade of this request would meet (GET /v1/activations without an upgrade). */
+  probeActivations(req: http.IncomingMessage): ApiError | Subscription;
   close(): void;
 }
 
@@ -25,6 +29,7 @@ export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate' | 
   const metrics = createMetrics(engine.info);
   const hub = new ActivationHub({
     clientBufferFrames: options.clientBufferFrames,
+    knownSuperWeights: engine.info.knownSuperWeights,
     onClients: (count) => metrics.setWebSocketClients(count),
     onDropped: (count) => metrics.countDroppedFrames(count),
     onDecodeDemand: (wanted) => engine.setDecodeFrames(wanted),
@@ -49,6 +54,7 @@ export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate' | 
   });
   return {
     metrics,
+    probeActivations: (req) => socket.probe(req),
     close() {
       unsubscribe();
       socket.close();

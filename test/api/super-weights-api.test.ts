@@ -69,12 +69,15 @@ describe('super_weights over HTTP', () => {
   });
 
   it('batches concurrent on/off/scaled requests together and keeps each exact', async () => {
+    // Long enough that every request is still decoding when the last one arrives, even on a loaded
+    // machine (10 tokens of the tiny model take a few milliseconds).
+    const long = { max_tokens: 200, ignore_eos: true };
     const variants: Record<string, unknown>[] = [
-      {},
-      { super_weights: 'off' },
-      { super_weights: { scale: 2 } },
-      { super_weights: { scale: 0, restore_activation: true } },
-      { super_weights: { scale: 0, select: ['2:3:4'] } },
+      { ...long },
+      { ...long, super_weights: 'off' },
+      { ...long, super_weights: { scale: 2 } },
+      { ...long, super_weights: { scale: 0, restore_activation: true } },
+      { ...long, super_weights: { scale: 0, select: ['2:3:4'] } },
     ];
     const solo: Completion[] = [];
     for (const v of variants) solo.push(await complete(server, v));

@@ -46,7 +46,6 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
               promptLogprobs: null,
               switchPlan: state.plan,
               promptParam: 'prompt',
-              switchMode: state.mode,
               comparison: { group: id, index: i, size: states.length, stopWordIds: info.stopWords.ids },
             },
             signal,

@@ -9,13 +9,15 @@ export interface ChatTemplateContext {
   bosToken?: string;
   eosToken?: string;
   modelId: string;
+  /** The request field a refused conversation is blamed on (default `messages`). */
+  param?: string;
 }
 
 const compiled = new Map<string, Template>();
 
 export function renderChat(ctx: ChatTemplateContext, messages: ChatMessage[], addGenerationPrompt: boolean, extra: Record<string, unknown>): string {
   if (!ctx.template) {
-    throw new ApiError('invalid_request', `${ctx.modelId} has no chat template (tokenizer_config.json chat_template); use /v1/completions`, 'messages');
+    throw new ApiError('invalid_request', `${ctx.modelId} has no chat template (tokenizer_config.json chat_template); use /v1/completions`, ctx.param ?? 'messages');
   }
   let template = compiled.get(ctx.template);
   if (!template) {
@@ -32,6 +34,6 @@ export function renderChat(ctx: ChatTemplateContext, messages: ChatMessage[], ad
     });
   } catch (err) {
     // Templates raise for conversations they do not support (e.g. roles out of order).
-    throw new ApiError('invalid_request', `the chat template refused these messages: ${(err as Error).message}`, 'messages');
+    throw new ApiError('invalid_request', `the chat template refused these messages: ${(err as Error).message}`, ctx.param ?? 'messages');
   }
 }
