@@ -47,7 +47,7 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
       modelDir: config.model,
       device: parseDevice(config.device),
       instrument: config.instrument,
-      limits: { maxNumSeqs: config.limits.maxNumSeqs, maxNumBatchedTokens: config.limits.maxNumBatchedTokens },
+      limits: { maxNumSeqs: config.limits.maxNumSeqs, maxNumBatchedTokens: config.limits.maxNumBatchedTokens, maxPrefillTokensWhileDecoding: config.limits.maxPrefillTokensWhileDecoding },
     },
     superWeightsFile: config.superWeightsFile,
     aliases: [modelId],
@@ -72,6 +72,8 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
       state = 'ready';
       const s = engine.info.session;
       log(`super weights: ${superWeights.superWeights.length === 0 ? 'none' : superWeights.superWeights.map(coordinateId).join(', ')} (${superWeights.description})`);
+      const t = engine.info.loadMs;
+      log(`engine loaded in ${(t.total / 1000).toFixed(2)} s (checkpoint ${t.checkpoint.toFixed(0)} ms, tokenizer ${t.tokenizer.toFixed(0)} ms, graph ${t.graph.toFixed(0)} ms, session ${t.session.toFixed(0)} ms)`);
       log(`serving ${ctx.modelId} (${engine.info.architecture}, ${(engine.info.parameterCount / 1e6).toFixed(1)}M parameters) on ${s.device}${s.fallbackReason ? ` - ${s.fallbackReason}` : ''}`);
       return engine;
     },

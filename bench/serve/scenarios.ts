@@ -130,9 +130,9 @@ export async function instrumentation(ctx: BenchContext): Promise<ScenarioResult
 export async function longPrompts(ctx: BenchContext, streams = 4, longCount = 4): Promise<ScenarioResult> {
   const longLength = Math.min(2048, ctx.contextLength - 17);
   const streamOutput = Math.min(256, ctx.contextLength - 65);
-  const measure = async (target: Target): Promise<{ running: LoadSummary; long: LoadSummary }> => {
+  const measure = async (target: Target, longs = longCount): Promise<{ running: LoadSummary; long: LoadSummary }> => {
     const running = workload({ count: streams, mix: [[64, 1]], outputTokens: streamOutput, contextLength: ctx.contextLength, seed: 404 });
-    const long = workload({ count: longCount, mix: [[longLength, 1]], outputTokens: 16, contextLength: ctx.contextLength, seed: 405 });
+    const long = workload({ count: longs, mix: [[longLength, 1]], outputTokens: 16, contextLength: ctx.contextLength, seed: 405 });
     const streaming = runConcurrency(target, running, streams);
     // Let the streams reach their decode phase, then send the long prompts one after another.
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -145,12 +145,14 @@ export async function longPrompts(ctx: BenchContext, streams = 4, longCount = 4)
     const ratio = r.running.itl.p99 / r.running.itl.median;
     ctx.log(`  long prompts (${label}): running ITL median ${r.running.itl.median.toFixed(1)} ms, p99 ${r.running.itl.p99.toFixed(1)} ms (${ratio.toFixed(2)}x)`);
     rows.push({ ...row({ server: label, requests: 'running streams' }, r.running), 'p99 / median': ratio });
-    rows.push({ ...row({ server: label, requests: `long prompts (${longLength} tokens)` }, r.long), 'p99 / median': NaN });
+    if (r.long.requests > 0) rows.push({ ...row({ server: label, requests: `long prompts (${longLength} tokens)` }, r.long), 'p99 / median': NaN });
     if (targeted) checks.push(check('running streams ITL p99 / median', ratio, 2, true));
   };
+  // The machine's own noise floor: the same streams with no long prompt at all.
+  record('control: no long prompts', await measure(ctx.target, 0), false);
   record('chunked prefill (as configured)', await measure(ctx.target), true);
   if (ctx.variant) {
-    const unchunked = await ctx.variant({ 'max-num-batched-tokens': String(ctx.contextLength) });
+    const unchunked = await ctx.variant({ 'max-num-batched-tokens': String(ctx.contextLength), 'max-prefill-tokens-while-decoding': String(ctx.contextLength) });
     try {
       record(`one step per prompt (budget ${ctx.contextLength})`, await measure({ url: unchunked.url, model: unchunked.model }), false);
     } finally {

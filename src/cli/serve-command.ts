@@ -24,6 +24,7 @@ const CONFIG_FLAGS: Record<string, ConfigFlag> = {
   'super-weights': { key: 'superWeightsFile', value: 'FILE', description: "Super-weight coordinates (a list, or a registry file consulted before the built-in one) instead of the model's own.", unset: "the model's super_weights.json, else the registry" },
   'max-num-seqs': { key: 'limits.maxNumSeqs', value: 'N', description: 'Sequences in the engine batch at once (decoding or prefilling).' },
   'max-num-batched-tokens': { key: 'limits.maxNumBatchedTokens', value: 'N', description: 'Tokens one engine step computes: one per decoding sequence, the rest prompt chunks, so long prompts are prefilled over several steps.' },
+  'max-prefill-tokens-while-decoding': { key: 'limits.maxPrefillTokensWhileDecoding', value: 'N', description: 'Prompt tokens a step may carry while sequences are decoding: bounds how much a joining prompt slows their next token (an idle engine uses the whole step budget).' },
   'max-waiting': { key: 'limits.maxWaiting', value: 'N', description: 'Sequences admitted beyond the running batch before answering 429.' },
   'max-tokens': { key: 'limits.maxTokens', value: 'N', description: "Cap on a request's max_tokens." },
   'max-n': { key: 'limits.maxN', value: 'N', description: 'Cap on n (choices per prompt).' },

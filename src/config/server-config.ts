@@ -17,6 +17,8 @@ const limitsSchema = z
     maxN: z.number().int().positive(),
     /** Tokens one engine step computes: a token per decoding sequence, the rest prompt chunks (vLLM's --max-num-batched-tokens). */
     maxNumBatchedTokens: z.number().int().positive(),
+    /** Prompt tokens a step may carry while sequences decode (bounds how much a joining prompt slows them). */
+    maxPrefillTokensWhileDecoding: z.number().int().positive(),
     maxBodyBytes: z.number().int().positive(),
   })
   .refine((l) => l.maxNumBatchedTokens >= l.maxNumSeqs, {
@@ -85,6 +87,7 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_INSTRUMENT: 'instrument',
   SWSERVE_MAX_NUM_SEQS: 'limits.maxNumSeqs',
   SWSERVE_MAX_NUM_BATCHED_TOKENS: 'limits.maxNumBatchedTokens',
+  SWSERVE_MAX_PREFILL_TOKENS_WHILE_DECODING: 'limits.maxPrefillTokensWhileDecoding',
   SWSERVE_MAX_WAITING: 'limits.maxWaiting',
   SWSERVE_MAX_TOKENS: 'limits.maxTokens',
   SWSERVE_MAX_N: 'limits.maxN',

@@ -83,11 +83,14 @@ export class EngineCore {
   }
 
   static async load(options: EngineOptions, listener: EngineListener): Promise<EngineCore> {
+    const started = performance.now();
     const checkpoint = openCheckpoint(options.modelDir);
+    const opened = performance.now();
     const { spec } = checkpoint;
     const problems = coordinateProblems(options.knownSuperWeights, spec);
     if (problems.length > 0) throw new Error(`super weights do not fit ${checkpoint.dir}: ${problems.join('; ')}`);
     const tokenizer = await loadTokenizer(checkpoint.dir);
+    const tokenized = performance.now();
     const session = await createModelSession(checkpoint, {
       device: options.device,
       instrument: options.instrument,
@@ -96,6 +99,7 @@ export class EngineCore {
     });
     const info: EngineInfo = {
       modelDir: checkpoint.dir,
+      loadMs: { checkpoint: opened - started, tokenizer: tokenized - opened, ...session.info.loadMs, total: 0 },
       modelId: spec.nameOrPath || checkpoint.dir.split('/').pop()!,
       architecture: spec.architecture,
       parameterCount: parameterCount(checkpoint),
@@ -115,6 +119,7 @@ export class EngineCore {
     };
     const engine = new EngineCore(info, checkpoint, session, tokenizer, options, listener);
     info.knownSuperWeights = options.knownSuperWeights.map((c) => ({ ...c, originalValue: engine.weightValue(c) }));
+    info.loadMs.total = performance.now() - started;
     return engine;
   }
 

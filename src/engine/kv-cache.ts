@@ -42,7 +42,7 @@ export interface KvCache {
 // Slot and row capacities grow by doubling from these, so growth copies the cache O(log) times;
 // they shrink once a quarter would do, so one long sequence does not leave every row long.
 export const MIN_SLOTS = 64;
-const MIN_ROWS = 4;
+const MIN_ROWS = 1;
 const SHRINK_FACTOR = 4;
 
 /** The cache in host memory: per layer, one buffer of [rows, kvH, slots, D] for keys and one for values. */

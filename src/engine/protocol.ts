@@ -171,6 +171,8 @@ export interface EngineUpdate {
 
 export interface EngineInfo {
   modelDir: string;
+  /** Milliseconds of each load phase, for the log (where a slow start goes). */
+  loadMs: { checkpoint: number; tokenizer: number; graph: number; session: number; total: number };
   modelId: string;
   architecture: string;
   parameterCount: number;

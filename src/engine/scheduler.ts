@@ -10,12 +10,18 @@ export interface SchedulerLimits {
   maxNumSeqs: number;
   /** Tokens one step computes: one per decoding sequence plus the prompt chunks. */
   maxNumBatchedTokens: number;
+  /**
+   * Prompt tokens a step may carry while sequences are decoding (the most a prompt slows their next
+   * token); with nothing decoding a prompt takes the whole budget. Defaults to no extra cap.
+   */
+  maxPrefillTokensWhileDecoding?: number;
 }
 
-// Sized on the 2-core CPU machines this runs on: a 256-token chunk costs about one decode step of a
-// batch of 16 on the ~100M model, which keeps running streams' ITL p99 within 2x of their median
-// while a long prompt joins (bench:serve's long-prompt scenario).
-export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxNumSeqs: 16, maxNumBatchedTokens: 256 };
+// Measured on the 2-core CPU machines this runs on (bench:serve, long-prompts): a float32 decode step
+// is bound by reading the weights, a prompt token by compute, and one decode step's time buys about
+// 10 prompt tokens whatever the model's size; 8 keeps a step that carries a chunk within 2x of a
+// plain decode step. An idle engine prefills 256 tokens a step.
+export const DEFAULT_SCHEDULER_LIMITS: SchedulerLimits = { maxNumSeqs: 16, maxNumBatchedTokens: 256, maxPrefillTokensWhileDecoding: 8 };
 
 export interface Schedulable {
   readonly id: string;
@@ -99,7 +105,16 @@ export class Scheduler<S extends Schedulable> {
         budget -= s.width;
       }
     }
-    const chunkOf = (s: S, left: number): number => Math.min(left, s.chunkLimit, Math.floor(budget / s.width));
+    const uncapped = budget;
+    if (decode.length > 0 && this.limits.maxPrefillTokensWhileDecoding !== undefined) {
+      budget = Math.min(budget, this.limits.maxPrefillTokensWhileDecoding);
+    }
+    // The first prompt in line always advances a token a row when the step has room, so a lockstep
+    // group wider than the cap is never starved by decodes.
+    const chunkOf = (s: S, left: number): number => {
+      const floor = prefill.length === 0 && uncapped >= s.width ? 1 : 0;
+      return Math.min(left, s.chunkLimit, Math.max(floor, Math.floor(budget / s.width)));
+    };
     let blocked = false;
     for (const s of this.running) {
       if (s.computed >= s.promptLength) continue;

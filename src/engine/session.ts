@@ -74,6 +74,8 @@ export interface SessionInfo {
   /** Why a requested CUDA device is not in use. */
   fallbackReason?: string;
   graphNodes: number;
+  /** Milliseconds to build the graph and to create the session (weights read and prepacked). */
+  loadMs: { graph: number; session: number };
 }
 
 export interface ModelSession {
@@ -110,7 +112,9 @@ export async function createModelSession(checkpoint: Checkpoint, options: ModelS
 
 async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device: 'cpu' | 'cuda', deviceId = 0): Promise<ModelSession> {
   const computeDtype: ComputeDtype = options.computeDtype ?? (device === 'cuda' ? 'float16' : 'float32');
+  const started = performance.now();
   const graph = buildDecoderGraph(checkpoint, { computeDtype, instrument: options.instrument });
+  const built = performance.now();
   const session = await ort.InferenceSession.create(graph.bytes, {
     executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'],
     graphOptimizationLevel: 'all',
@@ -124,6 +128,7 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
     computeDtype,
     instrumented: options.instrument,
     graphNodes: graph.nodeCount,
+    loadMs: { graph: built - started, session: performance.now() - built },
   };
   const { numLayers, numKvHeads, headDim } = checkpoint.spec;
   const kvType = computeDtype === 'float32' ? 'float32' : 'float16';

@@ -156,6 +156,23 @@ describe('Scheduler', () => {
     assert.equal(s.runningCount, 3);
   });
 
+  it('caps the prompt tokens of a step that carries decodes, and of none that does not', () => {
+    const s = new Scheduler<Fake>({ maxNumSeqs: 8, maxNumBatchedTokens: 64, maxPrefillTokensWhileDecoding: 4 });
+    const log = drive(s, 3, new Map([[0, [seq('first', 100)]], [1, [seq('second', 100)]]]));
+    // Nothing decodes yet: the whole budget.
+    assert.deepEqual(log[0]!.prefill, [['first', 64]]);
+    assert.deepEqual(log[1]!.prefill, [
+      ['first', 36],
+      ['second', 28],
+    ]);
+    // first decodes now: second trickles in.
+    assert.deepEqual(log[2], { decode: ['first'], prefill: [['second', 4]] });
+    const wide = new Scheduler<Fake>({ maxNumSeqs: 8, maxNumBatchedTokens: 64, maxPrefillTokensWhileDecoding: 2 });
+    const lockstep = seq('lockstep', 10, 1, { width: 4 });
+    const steps = drive(wide, 3, new Map([[0, [seq('decoding', 1)]], [1, [lockstep]]]));
+    assert.deepEqual(steps[1]!.prefill, [['lockstep', 1]], 'a group wider than the cap still advances a token a row');
+  });
+
   it('refuses a budget smaller than the batch', () => {
     assert.throws(() => new Scheduler<Fake>(limits(16, 8)), /at least maxNumSeqs/);
   });
