@@ -48,8 +48,9 @@ export function createApp(ctx: ApiContext): Express {
     next(req.is('application/json') ? undefined : new ApiError('invalid_request', 'the request body must be JSON (Content-Type: application/json)'));
   const routes = routeTable(ctx);
   for (const route of routes) {
-    const chain: RequestHandler[] = route.auth ? [auth] : [];
-    if (route.method === 'post') chain.push(refuseWhileStopping, requireJson, json);
+    // During a shutdown drain the API refuses new work; probes and metrics still answer.
+    const chain: RequestHandler[] = route.auth ? [auth, refuseWhileStopping] : [];
+    if (route.method === 'post') chain.push(requireJson, json);
     app[route.method](route.path, ...chain, route.handler);
   }
   app.use((req, res) => {

@@ -6,7 +6,7 @@ import type { ChoiceIncrement } from './choice-state.js';
 import { ChoiceState } from './choice-state.js';
 import { ApiError } from '../http/errors.js';
 import { openJob, type GenerationJob, type OpenedJob } from './generation-job.js';
-import { SseWriter } from '../http/sse.js';
+import { SseWriter, type SseOptions } from '../http/sse.js';
 import { describeSwitch, type AppliedSwitch, type ResolvedSwitch } from './super-weights-field.js';
 
 export interface ResponseFormat {
@@ -25,7 +25,7 @@ export interface JobResponse {
   stream: boolean;
   includeUsage: boolean;
   superWeights: AppliedSwitch;
-  pingIntervalMs: number;
+  sse: SseOptions;
 }
 
 export interface ServeOptions {
@@ -50,7 +50,7 @@ export async function serveJob(ctx: ApiContext, req: Request, res: Response, job
       stream: o.stream,
       includeUsage: o.includeUsage,
       superWeights: describeSwitch(o.resolved, opened.weightValues),
-      pingIntervalMs: ctx.config.pingIntervalSeconds * 1000,
+      sse: { pingIntervalMs: ctx.config.pingIntervalSeconds * 1000, maxBufferedBytes: ctx.config.connections.maxWriteBufferBytes },
     });
   } finally {
     release();
@@ -83,7 +83,9 @@ export async function sendJob(res: Response, opened: OpenedJob, format: Response
     return;
   }
 
-  const sse = new SseWriter(res, r.pingIntervalMs);
+  // A shutdown deadline may have answered the request while it waited for the engine.
+  if (res.writableEnded || res.destroyed) return;
+  const sse = new SseWriter(res, r.sse);
   const started = new Set<number>();
   let firstChunk = true;
   const send = (choices: object[], extra: object = {}): void => {

@@ -27,6 +27,9 @@ const CONFIG_FLAGS: Record<string, ConfigFlag> = {
   'max-tokens': { key: 'limits.maxTokens', value: 'N', description: "Cap on a request's max_tokens." },
   'max-n': { key: 'limits.maxN', value: 'N', description: 'Cap on n (choices per prompt).' },
   'max-body-bytes': { key: 'limits.maxBodyBytes', value: 'N', description: 'Largest request body accepted (413 beyond).' },
+  'request-timeout-seconds': { key: 'connections.requestTimeoutSeconds', value: 'S', description: 'Headers and body must arrive within this time (408 beyond).' },
+  'idle-timeout-seconds': { key: 'connections.idleTimeoutSeconds', value: 'S', description: 'A connection that moves no bytes this long is closed, unless its response is still being computed.' },
+  'max-write-buffer-bytes': { key: 'connections.maxWriteBufferBytes', value: 'N', description: 'Bytes of a stream held for a client that does not read before it is dropped.' },
   'shutdown-grace-seconds': { key: 'shutdownGraceSeconds', value: 'S', description: 'On SIGTERM, how long in-flight requests may finish before they are ended.' },
 };
 

@@ -18,11 +18,22 @@ const limitsSchema = z.strictObject({
   maxBodyBytes: z.number().int().positive(),
 });
 
+const connectionsSchema = z.strictObject({
+  /** Headers and body must arrive within this many seconds (408 otherwise): a dripped body is not held. */
+  requestTimeoutSeconds: z.number().positive(),
+  /** A connection that moves no bytes for this long is closed, unless the server is still computing its response. */
+  idleTimeoutSeconds: z.number().positive(),
+  /** Bytes of a stream the server holds for a client that does not read (beyond the kernel's buffers) before dropping it. */
+  maxWriteBufferBytes: z.number().int().positive(),
+});
+
 const telemetrySchema = z.strictObject({
   /** Clients the /v1/activations WebSocket admits at once. */
   maxClients: z.number().int().min(0),
   /** Frames each WebSocket client may have waiting; beyond that its oldest are dropped. */
   clientBufferFrames: z.number().int().positive(),
+  /** ...and at most this many bytes waiting, in the server and the socket together. */
+  clientBufferBytes: z.number().int().positive(),
 });
 
 // Overrides of the detection defaults in src/superweights/detection.ts (where their sources are cited).
@@ -44,6 +55,7 @@ export const serverConfigSchema = z.strictObject({
   device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected cpu, cuda or cuda:N'),
   apiKey: z.string().min(1).optional(),
   limits: limitsSchema,
+  connections: connectionsSchema,
   shutdownGraceSeconds: z.number().min(0),
   pingIntervalSeconds: z.number().positive(),
   /** Detect super weights at startup when neither files nor the registry know the model. */
@@ -77,9 +89,13 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_MAX_TOKENS: 'limits.maxTokens',
   SWSERVE_MAX_N: 'limits.maxN',
   SWSERVE_MAX_BODY_BYTES: 'limits.maxBodyBytes',
+  SWSERVE_REQUEST_TIMEOUT_SECONDS: 'connections.requestTimeoutSeconds',
+  SWSERVE_IDLE_TIMEOUT_SECONDS: 'connections.idleTimeoutSeconds',
+  SWSERVE_MAX_WRITE_BUFFER_BYTES: 'connections.maxWriteBufferBytes',
   SWSERVE_SHUTDOWN_GRACE_SECONDS: 'shutdownGraceSeconds',
   SWSERVE_TELEMETRY_MAX_CLIENTS: 'telemetry.maxClients',
   SWSERVE_TELEMETRY_CLIENT_BUFFER_FRAMES: 'telemetry.clientBufferFrames',
+  SWSERVE_TELEMETRY_CLIENT_BUFFER_BYTES: 'telemetry.clientBufferBytes',
 };
 
 export function envLayer(env: NodeJS.ProcessEnv): Layer {

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData } from 'ws';
 import { apiKeyMatches, bearerToken } from '../http/api-key.js';
-import { ApiError, RETRY_AFTER_SECONDS } from '../http/errors.js';
+import { ApiError, rawErrorResponse } from '../http/errors.js';
 import type { ActivationHub, HubClient } from './activation-hub.js';
 import { parseSubscribeMessage, parseSubscriptionQuery } from './subscription.js';
 
@@ -88,11 +88,7 @@ function refuse(url: URL, req: http.IncomingMessage, hub: ActivationHub, options
 }
 
 function reject(socket: Duplex, error: ApiError): void {
-  const body = JSON.stringify(error.toJSON());
-  const retry = error.status === 429 || error.status === 503 ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : '';
-  socket.end(
-    `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`,
-  );
+  socket.end(rawErrorResponse(error), () => socket.destroy());
 }
 
 function onMessage(hub: ActivationHub, client: HubClient, data: RawData, isBinary: boolean, numLayers: number): void {

@@ -4,6 +4,7 @@
 // normally after the whole table. Rows the server currently answers wrongly are marked `todo`.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import type { ApiErrorCode } from '../../src/http/errors.js';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
@@ -29,7 +30,10 @@ const TYPE_OF: Record<ApiErrorCode, string> = {
   model_not_found: 'invalid_request_error',
   route_not_found: 'invalid_request_error',
   method_not_allowed: 'invalid_request_error',
+  request_timeout: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
+  unsupported_media_type: 'invalid_request_error',
+  headers_too_large: 'invalid_request_error',
   too_many_requests: 'rate_limit_error',
   model_loading: 'service_unavailable_error',
   shutting_down: 'service_unavailable_error',
@@ -46,8 +50,8 @@ interface BadRow {
   /** Defaults to /v1/completions. */
   path?: string;
   headers?: Record<string, string>;
-  /** A string is sent as is (with Content-Type application/json unless headers say otherwise). */
-  body?: string | Json | unknown[];
+  /** A string or bytes are sent as they are (with Content-Type application/json unless headers say otherwise). */
+  body?: string | Buffer | Json | unknown[];
   status: number;
   code: ApiErrorCode;
   /** Exact param, a pattern it must match, or null; undefined leaves it unchecked. */
@@ -99,8 +103,12 @@ const BAD: BadRow[] = [
   { name: 'empty body, chat', path: CHAT, body: '', status: 400, code: 'invalid_request' },
   { name: 'non-JSON content type (text/plain)', headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request', param: null },
   { name: 'form-encoded body', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'model=tiny&prompt=hi', status: 400, code: 'invalid_request', param: null },
-  { name: 'unsupported charset', headers: { 'Content-Type': 'application/json; charset=latin-9' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request' },
-  { name: 'unsupported content encoding', headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'br2' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request' },
+  { name: 'unsupported charset', headers: { 'Content-Type': 'application/json; charset=latin-9' }, body: JSON.stringify(cmp()), status: 415, code: 'unsupported_media_type' },
+  { name: 'unsupported content encoding', headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'br2' }, body: JSON.stringify(cmp()), status: 415, code: 'unsupported_media_type' },
+  { name: 'gzip body that is not gzip', headers: { 'Content-Encoding': 'gzip' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request', param: null },
+  { name: 'deflate body that is not deflate', headers: { 'Content-Encoding': 'deflate' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request', param: null },
+  { name: 'br body that is not brotli', headers: { 'Content-Encoding': 'br' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request', param: null },
+  { name: 'gzip body cut short', headers: { 'Content-Encoding': 'gzip' }, body: gzipSync(JSON.stringify(cmp())).subarray(0, 20), status: 400, code: 'invalid_request', param: null },
   { name: 'oversized body (> maxBodyBytes)', body: cmp({ prompt: bigPrompt }), status: 413, code: 'body_too_large', param: null },
   { name: 'oversized body, chat', path: CHAT, body: chat({ messages: [{ role: 'user', content: bigPrompt }] }), status: 413, code: 'body_too_large', param: null },
 
@@ -354,7 +362,7 @@ function send(url: string, method: Method, path: string, headers: Record<string,
   }
   req = req.timeout(15_000);
   const hasType = Object.keys(headers).some((h) => h.toLowerCase() === 'content-type');
-  if (typeof body === 'string' && !hasType) req = req.set('Content-Type', 'application/json');
+  if ((typeof body === 'string' || Buffer.isBuffer(body) || headers['Content-Encoding']) && !hasType) req = req.set('Content-Type', 'application/json');
   req = req.set(headers);
   return body === undefined ? req : req.send(body as string | object);
 }

@@ -294,7 +294,10 @@ const ALL_ERROR_CODES: Record<ApiErrorCode, true> = {
   model_not_found: true,
   route_not_found: true,
   method_not_allowed: true,
+  request_timeout: true,
   body_too_large: true,
+  unsupported_media_type: true,
+  headers_too_large: true,
   too_many_requests: true,
   model_loading: true,
   shutting_down: true,
@@ -335,7 +338,7 @@ describe('openapi.yaml routes and errors agree with the server', () => {
       const where = everywhere.filter(({ method, path }) => matches(method, path, error.status));
       assert.ok(where.length > 0, `${code} (${error.status}, ${error.toJSON().error.type}) is not documented for any route`);
       // Nowhere under another status: the spec's status for a code is the server's.
-      const otherStatuses = [400, 401, 404, 405, 413, 429, 500, 503].filter((s) => s !== error.status);
+      const otherStatuses = [400, 401, 404, 405, 408, 413, 415, 429, 431, 500, 503].filter((s) => s !== error.status);
       for (const { method, path } of everywhere) for (const s of otherStatuses) assert.ok(!matches(method, path, s), `${code} validates as ${method.toUpperCase()} ${path} ${s}, but the server sends it with ${error.status}`);
     }
     // Codes a generation request can meet are documented on every generation route.
