@@ -11,4 +11,6 @@ RUN npm ci --no-audit --no-fund
 COPY config ./config
 COPY models ./models
 EXPOSE 8000
-CMD ["npm", "start"]
+# node itself is PID 1 (exec form, no npm or shell in between): `docker stop` sends SIGTERM to PID 1
+# only, and swserve drains on it; npm would exit and leave node without the signal.
+CMD ["node", "dist/src/cli/main.js", "serve", "--model", "models/demo"]

@@ -1,5 +1,5 @@
-// Servers with small limits: admission (429 + Retry-After, /ready 503), the API key, clients that go
-// away mid-request (the engine stops their sequences), and graceful shutdown.
+// Servers with small limits: admission (429 + Retry-After, /ready 503), the API key, and clients that
+// go away mid-request (the engine stops their sequences). Shutdown has its own file (shutdown.test.ts).
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
@@ -100,19 +100,6 @@ function watchEngine(server: TestServer): { running: () => number | undefined; f
     for (const e of u.events) if (e.type === 'finish') finishes.push({ id: e.id, reason: e.reason });
   });
   return { running: () => last, finishes, stop };
-}
-
-/** Sends a request on a fresh connection; resolves with its status, or with the connection error's code. */
-function freshRequest(url: string, path: string, body: Json): Promise<{ status?: number; errorCode?: string }> {
-  return new Promise((resolve) => {
-    const payload = JSON.stringify(body);
-    const req = http.request(`${url}${path}`, { method: 'POST', agent: false, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } }, (res) => {
-      res.resume();
-      res.once('end', () => resolve({ status: res.statusCode }));
-    });
-    req.once('error', (err: NodeJS.ErrnoException) => resolve({ errorCode: err.code ?? err.message }));
-    req.end(payload);
-  });
 }
 
 describe('overload: maxRunning 1, maxWaiting 0', () => {
@@ -287,41 +274,5 @@ describe('client disconnects', () => {
     const res = await request(server.url).post('/v1/completions').send(cmp({ max_tokens: 3 }));
     assert.equal(res.status, 200, res.text);
     assert.equal(server.engine.inFlight, 0);
-  });
-});
-
-describe('shutdown', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startTestServer();
-  });
-  after(async () => {
-    await server.close();
-  });
-
-  it('lets the in-flight request finish with 200 and refuses new ones', async () => {
-    const watch = watchEngine(server);
-    try {
-      const inFlight = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 50, ignore_eos: true }));
-      await waitFor(() => (watch.running() ?? 0) >= 1, 5000, 'the request to run');
-      const shutdown = server.server.shutdown();
-      assert.equal(watch.finishes.length, 0, 'the request is still running when shutdown starts');
-
-      const during = await freshRequest(server.url, '/v1/completions', cmp());
-      assert.ok(during.errorCode === 'ECONNREFUSED' || during.status === 503, `a new request during shutdown: ${JSON.stringify(during)}`);
-
-      const head = await inFlight.response;
-      const body = JSON.parse(await inFlight.done) as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
-      assert.equal(head.statusCode, 200);
-      assert.equal(body.choices[0]!.finish_reason, 'length');
-      assert.equal(body.usage.completion_tokens, 50);
-      assert.deepEqual(watch.finishes.map((f) => f.reason), ['length']);
-
-      await shutdown;
-      const afterwards = await freshRequest(server.url, '/v1/completions', cmp());
-      assert.ok(afterwards.errorCode === 'ECONNREFUSED' || afterwards.status === 503, `a new request after shutdown: ${JSON.stringify(afterwards)}`);
-    } finally {
-      watch.stop();
-    }
   });
 });
