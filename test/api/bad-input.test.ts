@@ -12,6 +12,8 @@ import { PLANTED, startTestServer, type TestServer } from '../helpers/test-serve
 const MODEL = 'tiny';
 const COMPLETIONS = '/v1/completions';
 const CHAT = '/v1/chat/completions';
+const COMPARE = '/v1/ablations/compare';
+const DETECT = '/v1/super_weights/detect';
 const SW = `${PLANTED.layer}:${PLANTED.row}:${PLANTED.col}`;
 // config/server.json defaults the test server keeps.
 const MAX_TOKENS_LIMIT = 2048;
@@ -243,6 +245,15 @@ const BAD: BadRow[] = [
     status: 400,
     code: 'invalid_request',
   },
+
+  // --- Every route that reaches the engine refuses what the engine refuses, as a 400 ---
+  { name: 'detect: a prompt longer than the context', path: DETECT, body: { model: MODEL, prompt: 'a'.repeat(600) }, status: 400, code: 'context_length_exceeded', param: 'prompt' },
+  { name: 'detect: the second prompt longer than the context', path: DETECT, body: { model: MODEL, prompt: ['Hello', 'b'.repeat(700)] }, status: 400, code: 'context_length_exceeded', param: 'prompt' },
+  { name: 'compare: a prompt longer than the context', path: COMPARE, body: { model: MODEL, prompt: 'a'.repeat(600) }, status: 400, code: 'context_length_exceeded', param: 'prompt' },
+  { name: 'compare: prompt + max_tokens beyond the context', path: COMPARE, body: { model: MODEL, prompt: 'a'.repeat(500), max_tokens: 100 }, status: 400, code: 'context_length_exceeded', param: 'prompt' },
+  { name: 'compare: a token id outside the vocabulary', path: COMPARE, body: { model: MODEL, prompt: [1, 99999] }, status: 400, code: 'invalid_request', param: 'prompt' },
+  { name: 'compare: a state naming a layer that does not exist', path: COMPARE, body: { model: MODEL, prompt: 'Hi', states: ['on', { scale: 0, select: ['9:0:0'] }] }, status: 400, code: 'invalid_request', param: 'states[1].select[0]' },
+  { name: 'compare: max_tokens above the server limit', path: COMPARE, body: { model: MODEL, prompt: 'Hi', max_tokens: MAX_TOKENS_LIMIT + 1 }, status: 400, code: 'invalid_request', param: 'max_tokens' },
 
   // --- Unsupported parameters and combinations ---
   { name: 'best_of 2', body: cmp({ best_of: 2 }), status: 400, code: 'unsupported_parameter', param: 'best_of', message: /best_of/ },
