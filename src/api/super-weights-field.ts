@@ -7,12 +7,15 @@ import { switchSettingScale } from '../superweights/switch-setting.js';
 import { ApiError } from '../http/errors.js';
 
 const COORDINATE = /^(\d+):(\d+):(\d+)$/;
+// Coordinates one request may switch. Far above any model's super weights (Phi-3-mini has 6), and it
+// bounds what a request costs: the correction's width per step and every activation frame's size.
+export const MAX_SWITCH_SELECT = 256;
 
 export const superWeightsFieldSchema = z.union([
   z.enum(['on', 'off']),
   z.strictObject({
     scale: z.number().describe('multiplies the selected super weights: 0 zeroes, 1 keeps, 2 doubles'),
-    select: z.array(z.string().regex(COORDINATE, 'expected "<layer>:<row>:<col>"')).min(1).optional(),
+    select: z.array(z.string().regex(COORDINATE, 'expected "<layer>:<row>:<col>"')).min(1).max(MAX_SWITCH_SELECT).optional(),
     restore_activation: z.boolean().optional(),
   }),
 ], { error: (issue) => (issue.code === 'invalid_union' ? 'expected "on", "off" or {"scale": number, "select"?: ["<layer>:<row>:<col>"], "restore_activation"?: boolean}' : undefined) });

@@ -4,12 +4,14 @@
 // each client's bounded outbox. Nothing here waits on a client, so the engine never does either.
 import type { ActivationFrame, EngineUpdate, SequenceEvent } from '../engine/protocol.js';
 import { ClientOutbox, type FrameSocket } from './client-outbox.js';
-import { stepFrame, type ControlFrame, type EndFrame, type SequenceIdentity, type TokenRef } from './stream-frames.js';
+import { MAX_FRAME_INPUT_TOKENS, stepFrame, type ControlFrame, type EndFrame, type SequenceIdentity, type TokenRef } from './stream-frames.js';
 import { wantsRequest, wantsStep, type SubscriptionFilter } from './subscription.js';
 
 export interface HubOptions {
   /** Frames each client may have waiting before its oldest are dropped. */
   clientBufferFrames: number;
+  /** Bytes each client may have waiting (its ring and its socket together) before its oldest frames are dropped. */
+  clientBufferBytes: number;
   /** Told the number of connected clients whenever it changes. */
   onClients?: (count: number) => void;
   /** Told about every frame dropped for a slow client. */
@@ -22,8 +24,10 @@ export interface HubClient {
 }
 
 interface Track extends SequenceIdentity {
-  /** The prompt until the prefill frame is built, then the last sampled token. */
+  /** The prompt (its first MAX_FRAME_INPUT_TOKENS) until the prefill frame is built, then the last sampled token. */
   input: TokenRef[];
+  /** Prompt tokens left out of `input`. */
+  inputOmitted: number;
 }
 
 export class ActivationHub {
@@ -37,7 +41,8 @@ export class ActivationHub {
   }
 
   addClient(socket: FrameSocket, filter: SubscriptionFilter): HubClient {
-    const client: HubClient = { filter, outbox: new ClientOutbox(socket, this.options.clientBufferFrames, (n) => this.options.onDropped?.(n)) };
+    const limits = { frames: this.options.clientBufferFrames, bytes: this.options.clientBufferBytes };
+    const client: HubClient = { filter, outbox: new ClientOutbox(socket, limits, (n) => this.options.onDropped?.(n)) };
     this.clients.add(client);
     this.options.onClients?.(this.clients.size);
     return client;
@@ -60,17 +65,20 @@ export class ActivationHub {
       const tags = event.tags;
       // Without tags (a caller outside the HTTP API) the sequence id stands in for the request id.
       const switchState = { mode: tags?.switchMode ?? 'original', restore_activation: tags?.restoreActivation ?? false, weights: tags?.switchWeights ?? [] };
-      this.tracks.set(event.id, { requestId: tags?.requestId ?? event.id, choice: tags?.choice ?? 0, switch: switchState, input: [] });
+      this.tracks.set(event.id, { requestId: tags?.requestId ?? event.id, choice: tags?.choice ?? 0, switch: switchState, input: [], inputOmitted: 0 });
       return;
     }
     const track = this.tracks.get(event.id);
     if (!track) return;
     if (event.type === 'prompt') {
-      track.input = event.promptIds.map((id, i) => ({ id, text: event.promptTokens[i] ?? '' }));
+      const kept = event.promptIds.slice(0, MAX_FRAME_INPUT_TOKENS);
+      track.input = kept.map((id, i) => ({ id, text: event.promptTokens[i] ?? '' }));
+      track.inputOmitted = event.promptIds.length - kept.length;
     } else if (event.type === 'token') {
       const token: TokenRef = { id: event.tokenId, text: event.token };
       if (event.frame) this.publishStep(track, event.frame, token);
       track.input = [token];
+      track.inputOmitted = 0;
     } else {
       this.tracks.delete(event.id);
       const end: EndFrame =
@@ -90,7 +98,7 @@ export class ActivationHub {
       const key = filter.spec.layers?.join(',') ?? '*';
       let text = byLayers.get(key);
       if (text === undefined) {
-        text = JSON.stringify(stepFrame(track, frame, track.input, token, filter.layers));
+        text = JSON.stringify(stepFrame(track, frame, { tokens: track.input, omitted: track.inputOmitted }, token, filter.layers));
         byLayers.set(key, text);
       }
       client.outbox.push(text);

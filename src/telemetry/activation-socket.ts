@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData } from 'ws';
 import { apiKeyMatches, bearerToken } from '../http/api-key.js';
+import { guarded } from '../http/connections.js';
 import { ApiError, rawErrorResponse } from '../http/errors.js';
 import type { ActivationHub, HubClient } from './activation-hub.js';
 import { parseSubscribeMessage, parseSubscriptionQuery } from './subscription.js';
@@ -31,16 +32,18 @@ export interface ActivationSocket {
 
 export function attachActivationSocket(server: http.Server, hub: ActivationHub, options: ActivationSocketOptions): ActivationSocket {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
-  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
-    socket.on('error', () => socket.destroy());
-    // Nothing a client sends may throw out of this listener: an exception here would end the process.
-    try {
+  // Nothing a client sends may throw out of these listeners: an exception there would end the process.
+  const onFault = (err: unknown): void => options.onError?.(err as Error);
+  const onUpgrade = guarded(
+    (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+      socket.on('error', () => socket.destroy());
       upgrade(req, socket, head);
-    } catch (err) {
-      options.onError?.(err as Error);
+    },
+    (err, _req, socket) => {
+      onFault(err);
       reject(socket, new ApiError('internal_error', 'internal server error'));
-    }
-  };
+    },
+  );
   const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     const url = requestUrl(req.url);
     if (url === undefined) return reject(socket, new ApiError('invalid_request', 'the request target is not a valid URL path'));
@@ -51,9 +54,15 @@ export function attachActivationSocket(server: http.Server, hub: ActivationHub, 
     wss.handleUpgrade(req, socket, head, (ws) => {
       const client = hub.addClient(ws, parsed.filter);
       hub.send(client, { type: 'subscribed', subscription: parsed.filter.spec });
-      ws.on('message', (data, isBinary) => onMessage(hub, client, data, isBinary, options.numLayers));
-      ws.on('pong', () => client.outbox.acknowledge());
-      ws.on('error', () => ws.terminate());
+      const terminate = (err: unknown): void => {
+        onFault(err);
+        ws.terminate();
+      };
+      ws.on('message', guarded((data: RawData, isBinary: boolean) => onMessage(hub, client, data, isBinary, options.numLayers), terminate));
+      ws.on('pong', guarded((payload: Buffer) => client.outbox.acknowledge(payload), terminate));
+      // Malformed frames (bad opcode, unmasked, oversized, invalid UTF-8): ws is already closing the
+      // connection with the matching close code (1002, 1007, 1009); the listener only keeps the error from being thrown.
+      ws.on('error', () => {});
       ws.on('close', () => hub.removeClient(client));
     });
   };

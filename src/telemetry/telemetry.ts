@@ -11,6 +11,7 @@ import { createMetrics, type TelemetryMetrics } from './metrics.js';
 export interface TelemetryOptions {
   maxClients: number;
   clientBufferFrames: number;
+  clientBufferBytes: number;
   apiKey?: string;
   shuttingDown: () => boolean;
   log: (message: string) => void;
@@ -25,6 +26,7 @@ export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate'>, 
   const metrics = createMetrics(engine.info);
   const hub = new ActivationHub({
     clientBufferFrames: options.clientBufferFrames,
+    clientBufferBytes: options.clientBufferBytes,
     onClients: (count) => metrics.setWebSocketClients(count),
     onDropped: (count) => metrics.countDroppedFrames(count),
   });

@@ -296,6 +296,7 @@ const BAD: BadRow[] = [
   { name: 'super_weights select ["1:2"]', body: sw({ scale: 1, select: ['1:2'] }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]' },
   { name: 'super_weights select ["-1:0:0"]', body: sw({ scale: 0, select: ['-1:0:0'] }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]' },
   { name: 'super_weights select is a string', body: sw({ scale: 0, select: SW }), status: 400, code: 'invalid_request', param: /^super_weights/ },
+  { name: 'super_weights select of 257 coordinates (at most 256)', body: sw({ scale: 0, select: Array.from({ length: 257 }, (_, i) => `0:${i % 64}:${Math.floor(i / 64)}`) }), status: 400, code: 'invalid_request', param: 'super_weights.select' },
   { name: 'super_weights select []', body: sw({ scale: 0, select: [] }), status: 400, code: 'invalid_request', param: 'super_weights.select' },
   { name: 'super_weights layer 9 (does not exist)', body: sw({ scale: 0, select: ['9:7:33'] }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]', message: /layer 9/ },
   { name: 'super_weights layer 3 (one past the last)', body: sw({ scale: 0, select: ['3:0:0'] }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]' },
