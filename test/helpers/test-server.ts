@@ -23,6 +23,8 @@ export interface TestServerOptions {
   /** Settings layered over config/server.json, e.g. { apiKey: 'k', limits: { maxWaiting: 0 } }. */
   config?: Record<string, unknown>;
   superWeights?: { layer: number; row: number; col: number }[];
+  /** Receives the server's log lines (silent by default). */
+  log?: (message: string) => void;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -34,7 +36,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     env: {},
     flags: { model: dir, servedModelName: 'tiny', port: 0, host: '127.0.0.1', pingIntervalSeconds: 0.2, shutdownGraceSeconds: 2, ...options.config },
   });
-  const server = await startServer(config, () => {});
+  const server = await startServer(config, options.log ?? (() => {}));
   let engine: EngineClient;
   try {
     engine = await server.ready;

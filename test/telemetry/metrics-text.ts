@@ -107,3 +107,15 @@ export async function fetchMetrics(baseUrl: string): Promise<{ text: string; con
 export function storedSeriesNames(families: Map<string, Family>): Set<string> {
   return new Set([...families.values()].flatMap((f) => SUFFIXES[f.type].map((s) => f.name + s)));
 }
+
+/** The value of one series (name and exactly these labels) in an exposition text, or undefined. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const family of parsePrometheusText(text).values()) {
+    for (const sample of family.samples) {
+      if (sample.name !== name) continue;
+      const keys = Object.keys(sample.labels);
+      if (keys.length === Object.keys(labels).length && keys.every((k) => sample.labels[k] === labels[k])) return sample.value;
+    }
+  }
+  return undefined;
+}
