@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { TTFT_BUCKETS } from '../../src/telemetry/metric-buckets.js';
+import { missingTool } from '../helpers/required-tool.js';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
 import { complete } from './activation-client.js';
 import { fetchMetrics, parsePrometheusText, type Family, type MetricType } from './metrics-text.js';
@@ -106,7 +107,7 @@ describe('GET /metrics', () => {
 
   it('passes promtool check metrics', (t) => {
     const run = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-    if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return t.skip('promtool is not installed (Debian package prometheus)');
+    if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return t.skip(missingTool('promtool (Debian package prometheus)'));
     assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
   });
 });
