@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Admission } from './api/admission.js';
 import type { ApiContext } from './api/api-context.js';
 import { createApp, createLoadingApp } from './api/app.js';
+import { chatTemplateProblem } from './api/chat/template.js';
 import { parseDevice } from './engine/device.js';
 import type { ServerConfig } from './config/server-config.js';
 import type { EngineClient } from './engine/engine-client.js';
@@ -80,6 +81,8 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
       state = 'ready';
       const s = engine.info.session;
       log(`super weights: ${superWeights.superWeights.length === 0 ? 'none' : superWeights.superWeights.map(coordinateId).join(', ')} (${superWeights.description})`);
+      const templateProblem = chatTemplateProblem(modelId, engine.info.chatTemplate);
+      if (templateProblem) log(`warning: ${templateProblem}`);
       log(`serving ${ctx.modelId} (${engine.info.architecture}, ${(engine.info.parameterCount / 1e6).toFixed(1)}M parameters) on ${s.device}${s.fallbackReason ? ` - ${s.fallbackReason}` : ''}`);
       return engine;
     },

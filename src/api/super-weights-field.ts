@@ -44,6 +44,8 @@ export interface ResolvedSwitch {
   /** The coordinates the response reports (the selection, or the known super weights). */
   coordinates: { layer: number; row: number; col: number }[];
   scale: number;
+  /** Where the switch came from, for errors about it: the body field, or the header. */
+  param: string;
 }
 
 /** Body wins over header; neither means the original model. */
@@ -72,7 +74,8 @@ export function resolveSwitch(field: SuperWeightsField | null | undefined, heade
   const selected = typeof chosen !== 'string' && chosen.select !== undefined;
   const entries: SwitchEntry[] = spec.scale === 1 && !selected ? [] : coordinates.map((c) => ({ ...c, scale: spec.scale }));
   const mode: SwitchMode = spec.scale === 1 ? 'original' : spec.scale === 0 ? 'ablated' : 'scaled';
-  return { plan: switchPlan(entries, restore), mode, coordinates, scale: spec.scale };
+  const source = field == null && header !== undefined ? 'X-Super-Weights' : param;
+  return { plan: switchPlan(entries, restore), mode, coordinates, scale: spec.scale, param: source };
 }
 
 /** The response's account of the switch, with the weights' values as the engine read them. */

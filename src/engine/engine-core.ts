@@ -1,6 +1,6 @@
 // The engine loop, free of any thread or transport: requests in, one `session.run` per step for the
 // whole batch, per-sequence events out. The worker wraps it; tests and benchmarks drive it directly.
-import { coordinateId, coordinateProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
+import { coordinateId, coordinateProblems, switchOverflowProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
 import { openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
 import { readTensorElement } from '../model/safetensors.js';
 import { stopWordTokenIds } from './stop-words.js';
@@ -208,7 +208,7 @@ export class EngineCore {
     await this.session.release();
   }
 
-  private validate(request: GenerationRequest): number[] | { kind: EngineErrorKind; message: string } {
+  private validate(request: GenerationRequest): number[] | { kind: EngineErrorKind; message: string; field?: 'switch' } {
     const invalid = (message: string): { kind: EngineErrorKind; message: string } => ({ kind: 'invalid_request', message });
     let ids: number[];
     if ('text' in request.prompt) {
@@ -231,7 +231,8 @@ export class EngineCore {
     const bias = [...request.sampling.logitBias.keys()].find((id) => id >= this.vocabSize);
     if (bias !== undefined) return invalid(`logit_bias token id ${bias} is outside the vocabulary (0..${this.vocabSize - 1})`);
     const problems = switchPlanProblems(request.switchPlan, this.checkpoint.spec);
-    return problems.length > 0 ? invalid(problems.join('; ')) : ids;
+    if (problems.length === 0) problems.push(...switchOverflowProblems(request.switchPlan, (c) => this.weightValue(c)));
+    return problems.length > 0 ? { kind: 'invalid_request', message: problems.join('; '), field: 'switch' } : ids;
   }
 
   private promptEvent(s: Sequence, logits: Float32Array, first: number): SequenceEvent {

@@ -9,8 +9,10 @@ export interface GenerationRequest {
   id: string;
   /** Text is tokenized with the model's special tokens (BOS) unless `addSpecialTokens` is false (chat templates add their own). */
   prompt: { text: string; addSpecialTokens?: boolean } | { tokenIds: number[] };
-  /** 0 scores the prompt only (with `promptLogprobs`), generating nothing; null runs to the end of the context. */
+  /** 0 scores the prompt only (with `promptLogprobs`), generating nothing; null runs to the end of the context... */
   maxTokens: number | null;
+  /** ...or, with maxTokens null, at most this many tokens (a server's limit), whichever comes first. */
+  maxTokensLimit?: number;
   sampling: SamplingParams;
   /** Selects the random stream for the seed, so choices of one request differ. */
   streamIndex: number;
@@ -117,8 +119,11 @@ export type SequenceEvent =
       promptTokens: number;
       completionTokens: number;
     }
-  /** The request itself is wrong (`invalid_request`, `context_length_exceeded`) or the engine could not serve it. */
-  | { type: 'error'; id: string; kind: EngineErrorKind; message: string };
+  /**
+   * The request itself is wrong (`invalid_request`, `context_length_exceeded`) or the engine could not
+   * serve it; `field` says which part of a wrong request (the prompt unless it is the switch plan).
+   */
+  | { type: 'error'; id: string; kind: EngineErrorKind; message: string; field?: 'prompt' | 'switch' };
 
 export interface StepStats {
   phase: 'prefill' | 'decode';

@@ -72,3 +72,15 @@ export function switchPlanProblems(plan: SwitchPlan, shape: DownProjShape): stri
   for (const e of plan.entries) if (!Number.isFinite(e.scale)) problems.push(`${coordinateId(e)}: scale ${e.scale} is not a finite number`);
   return problems;
 }
+
+// The largest finite float32: the graph computes the correction (s - 1) * W[r, c] in float32.
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Entries whose scale times the weight (or the correction (scale - 1) * weight) is beyond float32; empty when none. */
+export function switchOverflowProblems(plan: SwitchPlan, weightValue: (c: SuperWeightCoordinate) => number): string[] {
+  return plan.entries.flatMap((e) => {
+    const w = weightValue(e);
+    const beyond = (x: number): boolean => !(Math.abs(x) <= FLOAT32_MAX);
+    return beyond(e.scale * w) || beyond((e.scale - 1) * w) ? [`scale ${e.scale} times ${coordinateId(e)} (${w}) is beyond float32's range (${FLOAT32_MAX.toPrecision(5)})`] : [];
+  });
+}

@@ -307,6 +307,10 @@ const BAD: BadRow[] = [
   { name: 'super_weights duplicated coordinate', body: sw({ scale: 0, select: [SW, SW] }), status: 400, code: 'invalid_request', param: 'super_weights.select', message: /twice/ },
   { name: 'super_weights duplicated coordinate spelled with leading zeros', body: sw({ scale: 0, select: [SW, '01:007:033'] }), status: 400, code: 'invalid_request', param: 'super_weights.select' },
   { name: 'super_weights unknown key "restore"', body: sw({ scale: 0, restore: true }), status: 400, code: 'invalid_request', param: /^super_weights/, message: /restore/ },
+  { name: 'super_weights scale 1e38 (times the planted weight, beyond float32)', body: sw({ scale: 1e38 }), status: 400, code: 'invalid_request', param: 'super_weights', message: /float32/ },
+  { name: 'super_weights scale 1e300 on a selected coordinate', body: sw({ scale: 1e300, select: ['2:0:0'] }), status: 400, code: 'invalid_request', param: 'super_weights', message: /float32/ },
+  { name: 'super_weights scale -1e308', body: sw({ scale: -1e308 }), status: 400, code: 'invalid_request', param: 'super_weights', message: /float32/ },
+  { name: 'compare: a state whose scale overflows float32', path: COMPARE, body: { model: MODEL, prompt: 'Hi', states: ['on', { scale: 1e38 }] }, status: 400, code: 'invalid_request', param: 'states[1]', message: /float32/ },
   { name: 'super_weights restore_activation "yes"', body: sw({ scale: 0, restore_activation: 'yes' }), status: 400, code: 'invalid_request', param: /^super_weights/ },
   { name: 'chat: super_weights "maybe"', path: CHAT, body: chat({ super_weights: 'maybe' }), status: 400, code: 'invalid_request', param: 'super_weights' },
   { name: 'chat: super_weights layer 9', path: CHAT, body: chat({ super_weights: { scale: 0, select: ['9:0:0'] } }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]' },
@@ -315,6 +319,7 @@ const BAD: BadRow[] = [
   { name: 'X-Super-Weights "scale=abc"', headers: { 'X-Super-Weights': 'scale=abc' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
   { name: 'X-Super-Weights "sideways"', headers: { 'X-Super-Weights': 'sideways' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
   { name: 'X-Super-Weights "scale="', headers: { 'X-Super-Weights': 'scale=' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
+  { name: 'X-Super-Weights "scale=1e38" (beyond float32 with the weight)', headers: { 'X-Super-Weights': 'scale=1e38' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights', message: /float32/ },
   { name: 'X-Super-Weights "scale=1e999"', headers: { 'X-Super-Weights': 'scale=1e999' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
   { name: 'chat: X-Super-Weights "sideways"', path: CHAT, headers: { 'X-Super-Weights': 'sideways' }, body: chat(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
 ];

@@ -25,6 +25,8 @@ export interface TestServerOptions {
   superWeights?: { layer: number; row: number; col: number }[];
   /** Receives the server's log lines (silent by default). */
   log?: (message: string) => void;
+  /** Runs on the model folder after it is written and before the server loads it. */
+  beforeStart?: (modelDir: string) => void;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -32,6 +34,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const dir = path.join(root, 'tiny');
   const checkpoint = buildTinyCheckpoint(dir, { arch: 'llama', numLayers: 3, numKvHeads: 2, seed: 21, plantedSuperWeights: [PLANTED], maxPositionEmbeddings: 512, ...options.spec });
   fs.writeFileSync(path.join(dir, 'super_weights.json'), JSON.stringify({ super_weights: options.superWeights ?? [PLANTED] }));
+  options.beforeStart?.(dir);
   const config: ServerConfig = loadServerConfig({
     env: {},
     flags: { model: dir, servedModelName: 'tiny', port: 0, host: '127.0.0.1', pingIntervalSeconds: 0.2, shutdownGraceSeconds: 2, ...options.config },

@@ -1,10 +1,12 @@
 // GET /v1/models: the one served model, with llama.cpp-style `meta` carrying device and super-weight facts.
 import type { RequestHandler } from 'express';
 import type { ApiContext } from '../api-context.js';
+import { checkChatTemplate } from '../chat/template.js';
 
 export function modelsHandler(ctx: ApiContext, created: number): RequestHandler {
   return (_req, res) => {
     const info = ctx.engine.info;
+    const template = checkChatTemplate(info.chatTemplate);
     res.json({
       object: 'list',
       data: [
@@ -25,6 +27,8 @@ export function modelsHandler(ctx: ApiContext, created: number): RequestHandler 
             device_id: info.session.deviceId ?? null,
             compute_dtype: info.session.computeDtype,
             device_fallback_reason: info.session.fallbackReason ?? null,
+            chat_template: template.status,
+            chat_template_error: template.status === 'invalid' ? template.error : null,
             super_weights: info.knownSuperWeights.map((c) => ({ id: `${c.layer}:${c.row}:${c.col}`, layer: c.layer, row: c.row, col: c.col, value: c.originalValue })),
           },
         },
