@@ -32,6 +32,12 @@ export interface ActivationSocket {
 
 export function attachActivationSocket(server: http.Server, hub: ActivationHub, options: ActivationSocketOptions): ActivationSocket {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  // A handshake ws refuses (no or a bad Sec-WebSocket-Key, an unknown version, a method other than
+  // GET) gets the envelope too, not ws's plain-text answer.
+  wss.on('wsClientError', (err: Error, socket: Duplex, req: http.IncomingMessage) => {
+    const error = req.method !== 'GET' ? new ApiError('method_not_allowed', `a WebSocket upgrade must be a GET, not ${req.method}`) : new ApiError('invalid_request', `not a valid WebSocket upgrade: ${err.message}`);
+    reject(socket, error);
+  });
   // Nothing a client sends may throw out of these listeners: an exception there would end the process.
   const onFault = (err: unknown): void => options.onError?.(err as Error);
   const onUpgrade = guarded(
