@@ -65,6 +65,8 @@ export class ConnectionGuard {
       (req: http.IncomingMessage, res: http.ServerResponse) => {
         this.track(req.socket, res);
         if (this.draining) res.setHeader('Connection', 'close');
+        // A target no URL parser takes (`http://[`) would leave the router without a path.
+        if (requestUrl(req.url) === undefined) return sendError(res, new ApiError('invalid_request', 'the request target is not a valid URL path'), { Connection: 'close' });
         handler()(req, res);
       },
       (err, _req, res) => {
@@ -138,6 +140,15 @@ export class ConnectionGuard {
       const socket = args.find((a): a is Duplex => typeof (a as Duplex | undefined)?.destroy === 'function');
       socket?.destroy();
     };
+  }
+}
+
+/** The request target as a URL, or undefined when it cannot be one (e.g. `//[`, `http://[`). */
+export function requestUrl(target: string | undefined): URL | undefined {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
   }
 }
 

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData } from 'ws';
 import { apiKeyMatches, bearerToken } from '../http/api-key.js';
-import { guarded } from '../http/connections.js';
+import { guarded, requestUrl } from '../http/connections.js';
 import { ApiError, rawErrorResponse } from '../http/errors.js';
 import type { ActivationHub, HubClient } from './activation-hub.js';
 import { parseSubscribeMessage, parseSubscriptionQuery } from './subscription.js';
@@ -80,15 +80,6 @@ export function attachActivationSocket(server: http.Server, hub: ActivationHub, 
       wss.close();
     },
   };
-}
-
-/** The request target as a URL, or undefined when it cannot be one (e.g. `//[`). */
-function requestUrl(target: string | undefined): URL | undefined {
-  try {
-    return new URL(target ?? '/', 'http://localhost');
-  } catch {
-    return undefined;
-  }
 }
 
 function refuse(url: URL, req: http.IncomingMessage, hub: ActivationHub, options: ActivationSocketOptions): ApiError | undefined {

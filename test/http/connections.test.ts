@@ -47,6 +47,7 @@ describe('protocol errors', () => {
     { name: 'a body shorter than its Content-Length', bytes: post('Content-Length: 400\r\n', COMPLETION), end: true, status: 400, code: 'invalid_request' },
     { name: 'a 20 KB header', bytes: `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Padding: ${'a'.repeat(20_000)}\r\n\r\n`, status: 431, code: 'headers_too_large' },
     { name: 'a request line that is not HTTP', bytes: 'HELLO THERE\r\n\r\n', status: 400, code: 'invalid_request' },
+    { name: 'a target no URL parser takes', bytes: 'GET http://[ HTTP/1.1\r\nHost: localhost\r\n\r\n', status: 400, code: 'invalid_request' },
     { name: 'a body dripped past the request timeout', bytes: post('Content-Length: 400\r\n', COMPLETION.slice(0, 5)), status: 408, code: 'request_timeout' },
   ];
   for (const c of cases) {
