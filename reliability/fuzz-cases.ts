@@ -4,6 +4,7 @@
 // does not allow (cut bodies, bad chunks, Content-Length with Transfer-Encoding, oversized headers);
 // malformed WebSocket upgrades, and malformed frames after a good one.
 import { randomBytes } from 'node:crypto';
+import { clientFrame as frame } from '../test/helpers/ws-frames.js';
 import { MODEL, type Sent } from './support.js';
 
 export type FuzzCase =
@@ -176,27 +177,6 @@ function badUpgrade(rng: Rng): FuzzCase {
   ];
   const v = pick(rng, variants)();
   return { kind: 'ws-upgrade', label: v.label, bytes: v.bytes };
-}
-
-/** A client frame: masked unless told otherwise. */
-export function frame(opcode: number, payload: Buffer, options: { fin?: boolean; masked?: boolean; rsv?: number } = {}): Buffer {
-  const { fin = true, masked = true, rsv = 0 } = options;
-  const head = [(fin ? 0x80 : 0) | (rsv << 4) | opcode];
-  const length = payload.length;
-  const extended: number[] = [];
-  if (length < 126) head.push((masked ? 0x80 : 0) | length);
-  else if (length < 65536) {
-    head.push((masked ? 0x80 : 0) | 126);
-    extended.push(length >> 8, length & 0xff);
-  } else {
-    head.push((masked ? 0x80 : 0) | 127);
-    const big = Buffer.alloc(8);
-    big.writeBigUInt64BE(BigInt(length));
-    extended.push(...big);
-  }
-  if (!masked) return Buffer.concat([Buffer.from([...head, ...extended]), payload]);
-  const mask = randomBytes(4);
-  return Buffer.concat([Buffer.from([...head, ...extended]), mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))]);
 }
 
 function badFrames(rng: Rng): FuzzCase {

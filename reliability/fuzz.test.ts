@@ -9,6 +9,7 @@ import net from 'node:net';
 import { after, before, it } from 'node:test';
 import { mulberry32 } from '../test/helpers/tiny-checkpoint.js';
 import type { ChildServer } from '../test/helpers/child-server.js';
+import { readServerFrames } from '../test/helpers/ws-frames.js';
 import { fuzzCase, type FuzzCase } from './fuzz-cases.js';
 import { envelopeProblem, exchange, figure, greedyText, startDemoServer } from './support.js';
 
@@ -86,24 +87,11 @@ function frameAnswer(socket: net.Socket, initial: Buffer): Promise<string | unde
       resolve(answer);
     };
     const parse = (): void => {
-      while (pending.length >= 2) {
-        const opcode = pending[0]! & 0x0f;
-        let length = pending[1]! & 0x7f;
-        let offset = 2;
-        if (length === 126) {
-          if (pending.length < 4) return;
-          length = pending.readUInt16BE(2);
-          offset = 4;
-        } else if (length === 127) {
-          if (pending.length < 10) return;
-          length = Number(pending.readBigUInt64BE(2));
-          offset = 10;
-        }
-        if (pending.length < offset + length) return;
-        const payload = pending.subarray(offset, offset + length);
-        pending = pending.subarray(offset + length);
-        if (opcode === 0x8) return done(`close:${payload.length >= 2 ? payload.readUInt16BE(0) : 'none'}`);
-        if (opcode === 0x1 && payload.toString('utf8').includes('"type":"error"')) return done('error-frame');
+      const { frames, rest } = readServerFrames(pending);
+      pending = rest;
+      for (const f of frames) {
+        if (f.opcode === 0x8) return done(`close:${f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 'none'}`);
+        if (f.opcode === 0x1 && f.payload.toString('utf8').includes('"type":"error"')) return done('error-frame');
       }
     };
     const onData = (chunk: Buffer): void => {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { after, before, it } from 'node:test';
 import WebSocket from 'ws';
 import type { ChildServer } from '../test/helpers/child-server.js';
-import { frame } from './fuzz-cases.js';
+import { clientFrame } from '../test/helpers/ws-frames.js';
 import { exchange, figure, MIB, MODEL, postJson, rssBytes, serverMetric, startDemoServer, until } from './support.js';
 
 const PAUSED_WS = 6;
@@ -99,7 +99,7 @@ it('never-reading and pong-forging WebSocket clients and never-reading SSE clien
     forging.push(socket);
   }
   const forge = setInterval(() => {
-    for (const s of forging) s.write(frame(0xa, randomBytes(16)));
+    for (const s of forging) s.write(clientFrame(0xa, randomBytes(16)));
   }, 5);
   const streams: net.Socket[] = [];
   for (let i = 0; i < SSE_CLIENTS; i++) {

@@ -5,6 +5,7 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { ApiError, type ApiErrorCode } from '../src/http/errors.js';
 import { spawnServer, type ChildServer } from '../test/helpers/child-server.js';
+import { ALL_ERROR_CODES } from '../test/helpers/error-codes.js';
 import { metricValue } from '../test/telemetry/metrics-text.js';
 
 export const DEMO_MODEL_DIR = fileURLToPath(new URL('../../models/demo', import.meta.url));
@@ -54,26 +55,6 @@ export function postJson(url: string, path: string, body: unknown, headers: Reco
   return exchange(url, { path, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 }
 
-// Every code of the catalogue (the Record makes the compiler insist on all of them).
-const CODES: Record<ApiErrorCode, true> = {
-  invalid_request: true,
-  invalid_json: true,
-  unsupported_parameter: true,
-  context_length_exceeded: true,
-  invalid_api_key: true,
-  model_not_found: true,
-  route_not_found: true,
-  method_not_allowed: true,
-  request_timeout: true,
-  body_too_large: true,
-  unsupported_media_type: true,
-  headers_too_large: true,
-  too_many_requests: true,
-  model_loading: true,
-  shutting_down: true,
-  engine_failure: true,
-  internal_error: true,
-};
 
 /**
  * Why a status and body are not a documented client error (a 4xx in the OpenAI envelope whose code
@@ -89,7 +70,7 @@ export function envelopeProblem(status: number, body: string): string | undefine
   }
   if (!error || Object.keys(error).sort().join() !== 'code,message,param,type') return `${status} without the envelope: ${body.slice(0, 200)}`;
   const code = error.code as ApiErrorCode;
-  if (!Object.hasOwn(CODES, code)) return `${status} with an unknown code ${String(code)}`;
+  if (!Object.hasOwn(ALL_ERROR_CODES, code)) return `${status} with an unknown code ${String(code)}`;
   const expected = new ApiError(code, '').toJSON().error;
   if (new ApiError(code, '').status !== status || expected.type !== error.type) return `${code} came with ${status} ${String(error.type)}`;
   if (typeof error.message !== 'string' || error.message === '') return `${code} without a message`;

@@ -3,19 +3,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { createReferenceModel } from '../helpers/reference-forward.js';
+import { logSoftmax } from '../helpers/reference-perplexity.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 // float32 engine vs float64 reference.
 const LOGPROB_TOLERANCE = 1e-4;
 
-function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of logits) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(logits, (v) => v - lse);
-}
 
 let server: TestServer;
 let client: OpenAI;

@@ -9,6 +9,7 @@ import { routeTable } from '../../src/api/app.js';
 import { chatRequestSchema } from '../../src/api/chat/schema.js';
 import { completionRequestSchema } from '../../src/api/completions/schema.js';
 import { ApiError, type ApiErrorCode } from '../../src/http/errors.js';
+import { ALL_ERROR_CODES } from '../helpers/error-codes.js';
 import { superWeightsFieldSchema } from '../../src/api/super-weights-field.js';
 import { superWeightsDetectSchema } from '../../src/api/super-weights/schema.js';
 import { loadServerConfig } from '../../src/config/server-config.js';
@@ -284,26 +285,6 @@ function documentedOperations(): { method: string; path: string; operation: Json
   return Object.entries(paths).flatMap(([path, item]) => HTTP_METHODS.filter((m) => m in item).map((method) => ({ method, path, operation: item[method] as JsonObject })));
 }
 
-/** Every ApiErrorCode; the Record type makes the compiler insist on all of them. */
-const ALL_ERROR_CODES: Record<ApiErrorCode, true> = {
-  invalid_request: true,
-  invalid_json: true,
-  unsupported_parameter: true,
-  context_length_exceeded: true,
-  invalid_api_key: true,
-  model_not_found: true,
-  route_not_found: true,
-  method_not_allowed: true,
-  request_timeout: true,
-  body_too_large: true,
-  unsupported_media_type: true,
-  headers_too_large: true,
-  too_many_requests: true,
-  model_loading: true,
-  shutting_down: true,
-  engine_failure: true,
-  internal_error: true,
-};
 
 describe('openapi.yaml routes and errors agree with the server', () => {
   it('documents exactly the routes in routeTable, with their auth', () => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
 import { createReferenceModel } from '../helpers/reference-forward.js';
+import { logSoftmax } from '../helpers/reference-perplexity.js';
 import { scaleWeightOnDisk } from '../helpers/tiny-checkpoint.js';
 
 const LOGPROB_TOLERANCE = 1e-4;
@@ -116,14 +117,6 @@ function assertNear(actual: number, expected: number, what: string): void {
   assert.ok(Math.abs(actual - expected) <= DISTRIBUTION_TOLERANCE * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
 }
 
-function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of logits) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(logits, (v) => v - lse);
-}
 
 describe('POST /v1/ablations/compare', () => {
   it('returns both states, the baseline logprobs, KL per step and stop-word mass, as the reference forward pass computes them', async () => {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { ClientOutbox } from '../../src/telemetry/client-outbox.js';
+import { clientFrame, readServerFrames } from '../helpers/ws-frames.js';
 
 const LIMITS = { frames: 1024, bytes: 512 * 1024 };
 // client-outbox.ts: what a client may be sent before it acknowledges.
@@ -46,28 +47,14 @@ function nextOutbox(): Promise<{ ws: WebSocket; outbox: ClientOutbox; dropped: (
 
 /** Text frames in a server-to-client byte stream (unmasked), up to its close frame. */
 async function countTextFrames(socket: net.Socket): Promise<number> {
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   let text = 0;
   for await (const chunk of socket) {
-    pending = Buffer.concat([pending, chunk as Buffer]);
-    for (;;) {
-      if (pending.length < 2) break;
-      const opcode = pending[0]! & 0x0f;
-      let length = pending[1]! & 0x7f;
-      let offset = 2;
-      if (length === 126) {
-        if (pending.length < 4) break;
-        length = pending.readUInt16BE(2);
-        offset = 4;
-      } else if (length === 127) {
-        if (pending.length < 10) break;
-        length = Number(pending.readBigUInt64BE(2));
-        offset = 10;
-      }
-      if (pending.length < offset + length) break;
-      pending = pending.subarray(offset + length);
-      if (opcode === 0x8) return text;
-      if (opcode === 0x1) text++;
+    const { frames, rest } = readServerFrames(Buffer.concat([pending, chunk as Buffer]));
+    pending = rest;
+    for (const f of frames) {
+      if (f.opcode === 0x8) return text;
+      if (f.opcode === 0x1) text++;
     }
   }
   return text;
@@ -75,10 +62,7 @@ async function countTextFrames(socket: net.Socket): Promise<number> {
 
 /** A masked client-to-server pong frame with a payload the client made up. */
 function forgedPong(): Buffer {
-  const payload = randomBytes(16);
-  const mask = randomBytes(4);
-  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
-  return Buffer.concat([Buffer.from([0x8a, 0x80 | payload.length]), mask, masked]);
+  return clientFrame(0xa, randomBytes(16));
 }
 
 describe('ClientOutbox', () => {
