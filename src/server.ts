@@ -5,7 +5,6 @@
 // (an error event and [DONE] on a stream, a 503 envelope otherwise) before the engine stops.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { Admission } from './api/admission.js';
 import type { ApiContext } from './api/api-context.js';
 import { createApp, createLoadingApp } from './api/app.js';
@@ -15,6 +14,7 @@ import type { ServerConfig } from './config/server-config.js';
 import type { EngineClient } from './engine/engine-client.js';
 import { startEngineWithSuperWeights } from './superweights/engine-startup.js';
 import { coordinateId } from './model/switch-plan.js';
+import { modelFolderName } from './model/hub-cache.js';
 import { startTelemetry, type Telemetry } from './telemetry/telemetry.js';
 import { ConnectionGuard, serverOptions, type ConnectionLimits } from './http/connections.js';
 import { ApiError } from './http/errors.js';
@@ -51,7 +51,7 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
   let stopping = false;
   let telemetry: Telemetry | undefined;
   const admission = new Admission(config.limits.maxRunning + config.limits.maxWaiting);
-  const modelId = config.servedModelName ?? path.basename(path.resolve(config.model));
+  const modelId = config.servedModelName ?? modelFolderName(config.model);
   const ready = startEngineWithSuperWeights({
     engine: {
       modelDir: config.model,
@@ -75,6 +75,7 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
         admission,
         shuttingDown: () => stopping,
         metrics: telemetry.metrics,
+        probeActivations: telemetry.probeActivations,
         superWeights,
       };
       handler = createApp(ctx);

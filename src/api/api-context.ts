@@ -1,5 +1,8 @@
 // What every handler may use: the engine client, the limits, and the model id clients send.
+import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
+import type { ApiError } from '../http/errors.js';
+import type { Subscription } from '../telemetry/subscription.js';
 import type { ServerConfig } from '../config/server-config.js';
 import type { EngineClient } from '../engine/engine-client.js';
 import type { SuperWeightsInForce } from '../superweights/resolve-super-weights.js';
@@ -14,7 +17,9 @@ export interface ApiContext {
   /** Resolves when the server starts shutting down (streams end, new work is refused). */
   shuttingDown: () => boolean;
   /** The Prometheus exposition behind GET /metrics. */
-  metrics: Pick<TelemetryMetrics, 'render'>;
+  metrics: Pick<TelemetryMetrics, 'render' | 'declareHttpRoutes' | 'countHttpResponse'>;
+  /** What a WebSocket upgrade to /v1/activations would meet (its plain GET answers with it). */
+  probeActivations: (req: IncomingMessage) => ApiError | Subscription;
   /** The super weights in force and where each came from (GET /v1/super_weights). */
   superWeights: SuperWeightsInForce;
 }

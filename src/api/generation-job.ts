@@ -3,7 +3,7 @@
 // once the engine has accepted every sequence, so a bad request is a 400 before any stream starts.
 import type { EngineClient } from '../engine/engine-client.js';
 import type { GenerationRequest, SequenceEvent } from '../engine/protocol.js';
-import { coordinateId, type SwitchPlan } from '../model/switch-plan.js';
+import type { SwitchPlan } from '../model/switch-plan.js';
 import { ApiError } from '../http/errors.js';
 import type { GenerationSettings } from './sampling-fields.js';
 
@@ -20,7 +20,6 @@ export interface GenerationJob {
   switchParam: string;
   /** The id telemetry reports: the client's X-Request-Id, else the response id. */
   requestId?: string;
-  switchMode?: string;
 }
 
 export interface ChoiceEvent {
@@ -51,13 +50,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
         promptLogprobs: job.promptLogprobs,
         promptDistributionsFrom,
         switchPlan: job.switchPlan,
-        tags: {
-          requestId: job.requestId ?? job.id,
-          choice: index,
-          switchMode: job.switchMode ?? 'original',
-          switchWeights: job.switchPlan.entries.map((e) => ({ id: coordinateId(e), scale: e.scale })),
-          restoreActivation: job.switchPlan.restoreActivation,
-        },
+        tags: { requestId: job.requestId ?? job.id, choice: index },
       };
       sources.push(tagged(engine.generate(request, signal), index, p));
     }

@@ -2,7 +2,7 @@
 // loaded model's known super weights into a SwitchPlan, and described back in every response.
 import { z } from 'zod';
 import type { EngineInfo } from '../engine/protocol.js';
-import { coordinateId, coordinateProblem, switchPlan, type SwitchEntry, type SwitchPlan } from '../model/switch-plan.js';
+import { coordinateId, coordinateProblem, switchMode, switchPlan, switchPlanLabel, type SwitchEntry, type SwitchMode, type SwitchPlan, type SwitchPlanLabel } from '../model/switch-plan.js';
 import { switchSettingScale } from '../superweights/switch-setting.js';
 import { ApiError } from '../http/errors.js';
 
@@ -22,11 +22,12 @@ export const superWeightsFieldSchema = z.union([
 
 export type SuperWeightsField = z.infer<typeof superWeightsFieldSchema>;
 
-export type SwitchMode = 'original' | 'ablated' | 'scaled';
-
 /** What a response reports as applied. */
 export interface AppliedSwitch {
+  /** The coarse account kept for existing clients; `plan` tells the experiments apart. */
   mode: SwitchMode;
+  plan: SwitchPlanLabel;
+  scale: number;
   restore_activation: boolean;
   weights: { id: string; layer: number; row: number; col: number; scale: number; original_value: number; effective_value: number }[];
 }
@@ -41,6 +42,7 @@ function parseSwitchHeader(value: string): SuperWeightsField {
 export interface ResolvedSwitch {
   plan: SwitchPlan;
   mode: SwitchMode;
+  label: SwitchPlanLabel;
   /** The coordinates the response reports (the selection, or the known super weights). */
   coordinates: { layer: number; row: number; col: number }[];
   scale: number;
@@ -73,15 +75,17 @@ export function resolveSwitch(field: SuperWeightsField | null | undefined, heade
   // An explicit selection stays in the plan even at scale 1, so the engine reports its values.
   const selected = typeof chosen !== 'string' && chosen.select !== undefined;
   const entries: SwitchEntry[] = spec.scale === 1 && !selected ? [] : coordinates.map((c) => ({ ...c, scale: spec.scale }));
-  const mode: SwitchMode = spec.scale === 1 ? 'original' : spec.scale === 0 ? 'ablated' : 'scaled';
+  const plan = switchPlan(entries, restore);
   const source = field == null && header !== undefined ? 'X-Super-Weights' : param;
-  return { plan: switchPlan(entries, restore), mode, coordinates, scale: spec.scale, param: source };
+  return { plan, mode: switchMode(plan), label: switchPlanLabel(plan, known), coordinates, scale: spec.scale, param: source };
 }
 
 /** The response's account of the switch, with the weights' values as the engine read them. */
 export function describeSwitch(resolved: ResolvedSwitch, originals: Readonly<Record<string, number>>): AppliedSwitch {
   return {
     mode: resolved.mode,
+    plan: resolved.label,
+    scale: resolved.scale,
     restore_activation: resolved.plan.restoreActivation,
     weights: resolved.coordinates.map((c) => {
       const id = coordinateId(c);

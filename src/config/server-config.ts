@@ -52,7 +52,7 @@ export const serverConfigSchema = z.strictObject({
   model: z.string().min(1),
   /** The id clients send as `model`; defaults to the model folder's name. */
   servedModelName: z.string().min(1).optional(),
-  device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected cpu, cuda or cuda:N'),
+  device: z.string().regex(/^(cpu|cuda(:\d+)?|webgpu)$/, 'expected cpu, cuda, cuda:N or webgpu'),
   apiKey: z.string().min(1).optional(),
   limits: limitsSchema,
   connections: connectionsSchema,
@@ -64,6 +64,8 @@ export const serverConfigSchema = z.strictObject({
   /** A JSON file of super-weight coordinates to use instead of the model's own, or a registry file consulted before the built-in one. */
   superWeightsFile: z.string().optional(),
   telemetry: telemetrySchema,
+  /** Browser origins allowed to call the API (CORS); `*` for any; none by default. */
+  allowedOrigins: z.array(z.string().regex(/^(\*|https?:\/\/[^/\s]+)$/, 'expected "*" or an origin such as https://app.example.com (scheme and host, no path)')),
 });
 
 export type ServerConfig = z.infer<typeof serverConfigSchema>;
@@ -96,6 +98,7 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_TELEMETRY_MAX_CLIENTS: 'telemetry.maxClients',
   SWSERVE_TELEMETRY_CLIENT_BUFFER_FRAMES: 'telemetry.clientBufferFrames',
   SWSERVE_TELEMETRY_CLIENT_BUFFER_BYTES: 'telemetry.clientBufferBytes',
+  SWSERVE_ALLOWED_ORIGINS: 'allowedOrigins',
 };
 
 export function envLayer(env: NodeJS.ProcessEnv): Layer {
@@ -118,8 +121,12 @@ export function setPath(target: Layer, dotted: string, value: unknown): void {
 // Settings that are text even when they look like numbers (an API key of digits is still a key).
 const TEXT_SETTINGS = new Set(['host', 'model', 'servedModelName', 'device', 'apiKey', 'superWeightsFile']);
 
+// Settings that are lists, given as text separated by commas.
+const LIST_SETTINGS = new Set(['allowedOrigins']);
+
 /** A setting given as text (a variable or a flag) as the value the schema expects. */
 export function settingValue(key: string, value: string): unknown {
+  if (LIST_SETTINGS.has(key)) return value.split(',').map((v) => v.trim()).filter((v) => v !== '');
   return TEXT_SETTINGS.has(key) ? value : coerce(value);
 }
 

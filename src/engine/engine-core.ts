@@ -1,8 +1,9 @@
 // The engine loop, free of any thread or transport: requests in, one `session.run` per step for the
 // whole batch, per-sequence events out. The worker wraps it; tests and benchmarks drive it directly.
 import { coordinateId, coordinateProblems, switchOverflowProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
-import { openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
-import { readTensorElement } from '../model/safetensors.js';
+import { downProjElement, openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
+import type { ComputeDtype } from '../model/graph-context.js';
+import { modelFolderName } from '../model/hub-cache.js';
 import { stopWordTokenIds } from './stop-words.js';
 import { activationFrame } from './activation-frames.js';
 import { BatchKvCache, type KvGeometry } from './kv-cache.js';
@@ -26,6 +27,8 @@ export interface EngineOptions {
   /** Cap on prompt + output tokens; defaults to the model's max_position_embeddings. */
   contextLength?: number;
   intraOpThreads?: number;
+  /** The device's choice unless set (float32 on CPU, float16 on CUDA and WebGPU); set to compare devices at one precision. */
+  computeDtype?: ComputeDtype;
   onWarning?: (message: string) => void;
 }
 
@@ -48,7 +51,7 @@ export class EngineCore {
   ) {
     const { spec } = checkpoint;
     this.scheduler = new Scheduler(options.limits);
-    this.kv = new BatchKvCache(this.kvGeometry());
+    this.kv = new BatchKvCache(this.kvGeometry(), session.kvTransfer);
     this.vocabSize = spec.vocabSize;
     this.stepContext = {
       numLayers: spec.numLayers,
@@ -68,11 +71,12 @@ export class EngineCore {
       device: options.device,
       instrument: options.instrument,
       intraOpThreads: options.intraOpThreads,
+      computeDtype: options.computeDtype,
       onWarning: options.onWarning,
     });
     const info: EngineInfo = {
       modelDir: checkpoint.dir,
-      modelId: spec.nameOrPath || checkpoint.dir.split('/').pop()!,
+      modelId: spec.nameOrPath || modelFolderName(checkpoint.dir),
       architecture: spec.architecture,
       parameterCount: parameterCount(checkpoint),
       contextLength: Math.min(options.contextLength ?? spec.maxPositionEmbeddings, spec.maxPositionEmbeddings),
@@ -109,7 +113,7 @@ export class EngineCore {
     const weightValues = Object.fromEntries(
       [...this.options.knownSuperWeights, ...request.switchPlan.entries].map((c) => [coordinateId(c), this.weightValue(c)]),
     );
-    this.emit([{ type: 'accepted', id: request.id, promptTokens: problem.length, weightValues, tags: request.tags }]);
+    this.emit([{ type: 'accepted', id: request.id, promptTokens: problem.length, weightValues, switchPlan: request.switchPlan, tags: request.tags }]);
   }
 
   /** Marks a sequence cancelled; it leaves the batch at the next step. */
@@ -123,13 +127,13 @@ export class EngineCore {
     const started = performance.now();
     const cancelled = this.scheduler.takeCancelled();
     if (cancelled.length > 0) {
-      this.kv.remove(new Set(cancelled.map((s) => s.id)));
+      await this.kv.remove(new Set(cancelled.map((s) => s.id)));
       this.emit(cancelled.map((s) => this.finishEvent(s, 'abort')));
     }
     const step = this.scheduler.schedule();
     if (step.kind === 'idle') return false;
 
-    const kv = step.kind === 'prefill' ? BatchKvCache.empty(this.kvGeometry(), step.sequences.map((s) => s.id)) : this.kv;
+    const kv = step.kind === 'prefill' ? BatchKvCache.empty(this.kvGeometry(), step.sequences.map((s) => s.id), this.session.kvTransfer) : this.kv;
     const sequences = step.kind === 'prefill' ? step.sequences : kv.rows.map((id) => this.scheduler.find(id)!);
     const rows: StepRow[] = sequences.map((s) =>
       step.kind === 'prefill'
@@ -142,7 +146,7 @@ export class EngineCore {
     try {
       out = await this.session.run(packed.feeds);
     } catch (err) {
-      this.failStep(step, sequences, kv, err as Error);
+      await this.failStep(step, sequences, kv, err as Error);
       return true;
     }
     const runMs = performance.now() - runStarted;
@@ -186,17 +190,17 @@ export class EngineCore {
         events.push(this.finishEvent(s, s.finishReason!));
       }
     });
-    kv.remove(finished);
-    if (step.kind === 'prefill') this.kv.merge(kv);
+    await kv.remove(finished);
+    if (step.kind === 'prefill') await this.kv.merge(kv);
     this.scheduler.update(step, finished);
     this.emit(events, this.stats(step, rows.length, packed.feeds.tokens, runMs, performance.now() - started));
     return true;
   }
 
   /** A failed run ends only the sequences of that step; the engine keeps serving the others. */
-  private failStep(step: ScheduledStep<Sequence>, sequences: Sequence[], kv: BatchKvCache, err: Error): void {
+  private async failStep(step: ScheduledStep<Sequence>, sequences: Sequence[], kv: BatchKvCache, err: Error): Promise<void> {
     const ids = new Set(sequences.map((s) => s.id));
-    kv.remove(ids);
+    await kv.remove(ids);
     this.scheduler.update(step, ids);
     this.options.onWarning?.(`engine step failed: ${err.message}`);
     this.emit(sequences.map((s) => ({ type: 'error', id: s.id, kind: 'engine_failure', message: `the model run failed: ${err.message}` })));
@@ -299,8 +303,7 @@ export class EngineCore {
     const id = coordinateId(c);
     let value = this.weightValues.get(id);
     if (value === undefined) {
-      const entry = this.checkpoint.tensors.get(this.checkpoint.layout.layers[c.layer]!.down)!;
-      value = readTensorElement(this.checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
+      value = downProjElement(this.checkpoint, c);
       this.weightValues.set(id, value);
     }
     return value;

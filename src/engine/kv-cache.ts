@@ -1,10 +1,11 @@
-// The running batch's KV cache on the host: per layer [B, kvHeads, P, D], one row per sequence.
+// The running batch's KV cache: per layer [B, kvHeads, P, D], one row per sequence.
 // Every step appends its T new slots to every row (the graph concatenates), so rows of different
 // lengths carry empty slots, recorded as position -1 and masked out. Rows join by merging a prefill
 // batch's cache and leave by compaction; neither happens on a plain decode step, whose present
-// outputs become the next step's inputs without a copy. A device-resident cache can replace this
-// class behind the same interface once the Node binding has IO binding (design.md).
-import type { KvData, LayerKv } from './session.js';
+// outputs become the next step's inputs without a copy. With a KvTransfer (WebGPU) the layers live on
+// the device between decode steps; a join or a leave brings them to the host, rebuilds the batch
+// there, and the next step takes it back up.
+import { isDeviceKv, type KvData, type KvTransfer, type LayerKv } from './session.js';
 
 export interface KvGeometry {
   numLayers: number;
@@ -21,8 +22,11 @@ export class BatchKvCache {
   private positions: Int32Array[] = [];
   private slotCount = 0;
 
-  constructor(private readonly geometry: KvGeometry) {
-    this.layers = Array.from({ length: geometry.numLayers }, () => ({ key: this.alloc(0), value: this.alloc(0) }));
+  constructor(
+    private readonly geometry: KvGeometry,
+    private readonly transfer?: KvTransfer,
+  ) {
+    this.layers = this.emptyLayers();
   }
 
   /** Sequence ids in row order. */
@@ -43,8 +47,8 @@ export class BatchKvCache {
   }
 
   /** Starts an empty cache for these sequences (a prefill batch). */
-  static empty(geometry: KvGeometry, rowIds: string[]): BatchKvCache {
-    const cache = new BatchKvCache(geometry);
+  static empty(geometry: KvGeometry, rowIds: string[], transfer?: KvTransfer): BatchKvCache {
+    const cache = new BatchKvCache(geometry, transfer);
     cache.rowIds = [...rowIds];
     cache.positions = rowIds.map(() => new Int32Array(0));
     return cache;
@@ -53,6 +57,8 @@ export class BatchKvCache {
   /** Takes a step's present tensors (P + T slots); `newPositions[row]` holds T positions, -1 for padding. */
   commit(present: LayerKv[], newPositions: Int32Array[]): void {
     const added = newPositions[0]?.length ?? 0;
+    // The step has read the old layers; on a device they are freed now, not when the collector runs.
+    this.transfer?.release(this.layers);
     this.layers = present;
     this.positions = this.positions.map((old, row) => {
       const next = new Int32Array(old.length + added);
@@ -64,7 +70,9 @@ export class BatchKvCache {
   }
 
   /** Appends another cache's rows (a finished prefill) to this batch. */
-  merge(other: BatchKvCache): void {
+  async merge(other: BatchKvCache): Promise<void> {
+    await this.bringToHost();
+    await other.bringToHost();
     const slots = Math.max(this.slotCount, other.slotCount);
     const sources = [
       ...this.rowIds.map((_, r) => ({ cache: this as BatchKvCache, row: r })),
@@ -75,8 +83,17 @@ export class BatchKvCache {
   }
 
   /** Drops finished rows, then every slot that no remaining row uses. */
-  remove(ids: ReadonlySet<string>): void {
+  async remove(ids: ReadonlySet<string>): Promise<void> {
     if (!this.rowIds.some((id) => ids.has(id))) return;
+    if (this.rowIds.every((id) => ids.has(id))) {
+      this.transfer?.release(this.layers);
+      this.layers = this.emptyLayers();
+      this.rowIds = [];
+      this.positions = [];
+      this.slotCount = 0;
+      return;
+    }
+    await this.bringToHost();
     const keptRows = this.rowIds.map((id, row) => ({ id, row })).filter(({ id }) => !ids.has(id));
     const usedSlots: number[] = [];
     for (let s = 0; s < this.slotCount; s++) {
@@ -90,6 +107,19 @@ export class BatchKvCache {
     this.rowIds = keptRows.map(({ id }) => id);
   }
 
+  /** Whether the layers are on the device (WebGPU between decode steps). */
+  get onDevice(): boolean {
+    return this.layers.some((l) => isDeviceKv(l.key));
+  }
+
+  private async bringToHost(): Promise<void> {
+    if (this.transfer && this.onDevice) this.layers = await this.transfer.toHost(this.layers);
+  }
+
+  private emptyLayers(): LayerKv[] {
+    return Array.from({ length: this.geometry.numLayers }, () => ({ key: this.alloc(0), value: this.alloc(0) }));
+  }
+
   private rebuild(sources: { cache: BatchKvCache; row: number }[], slots: number, slotMap: (src: { cache: BatchKvCache; row: number }) => number[]): void {
     const { kvHeads, headDim } = this.geometry;
     const rows = sources.length;
@@ -99,7 +129,7 @@ export class BatchKvCache {
       const key = this.alloc(rows * kvHeads * slots * headDim);
       const value = this.alloc(rows * kvHeads * slots * headDim);
       sources.forEach((src, r) => {
-        const from = src.cache.layers[l]!;
+        const from = src.cache.layers[l]! as { key: KvData; value: KvData };
         const srcSlots = src.cache.slotCount;
         for (const [start, dst, length] of runs[r]!) {
           for (let h = 0; h < kvHeads; h++) {

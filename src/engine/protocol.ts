@@ -35,11 +35,6 @@ export interface SequenceTags {
   /** The response id, or the client's X-Request-Id. */
   requestId: string;
   choice: number;
-  /** original, ablated or scaled */
-  switchMode: string;
-  /** The weights this sequence switches and their scales ("layer:row:col"), and whether the super activation is restored. */
-  switchWeights?: { id: string; scale: number }[];
-  restoreActivation?: boolean;
 }
 
 export type EngineErrorKind = 'invalid_request' | 'context_length_exceeded' | 'engine_failure';
@@ -84,6 +79,8 @@ export type SequenceEvent =
       promptTokens: number;
       /** Original value of every switched weight and known super weight, by "layer:row:col". */
       weightValues: Record<string, number>;
+      /** The switch this sequence runs under, so subscribers label it by what is applied, tagged or not. */
+      switchPlan: SwitchPlan;
       tags?: SequenceTags;
     }
   | {

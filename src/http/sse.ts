@@ -1,16 +1,30 @@
-// The one SSE writer: `data:` events, `: ping` comments as keep-alives while the model computes,
-// `data: [DONE]` at the end, and an error event that ends a stream which already started. A client
-// that stops reading is dropped once more than `maxBufferedBytes` wait in the server for it.
+// The one SSE writer: `data:` events (with an `event:` name where the API names them), `: ping`
+// comments as keep-alives while the model computes, the end of the stream (with `data: [DONE]` for
+// the chat and completions APIs), and the error event that ends a stream which already started (a
+// shutdown ends streams through it too). A client that stops reading is dropped once more than
+// `maxBufferedBytes` wait in the server for it.
 import type { ServerResponse } from 'node:http';
-import type { ApiError } from './errors.js';
+import { ApiError } from './errors.js';
+
+export interface SseEvent {
+  /** The `event:` field; absent for unnamed events. */
+  event?: string;
+  data: unknown;
+}
 
 export interface SseOptions {
   /** A stream quiet for this long gets a `: ping`. */
   pingIntervalMs: number;
   /** Bytes the server may hold for this client beyond what the kernel took; past it the connection is dropped. */
   maxBufferedBytes: number;
+  /** Chat and completions end with `data: [DONE]`; the Responses API does not. */
+  doneMarker: boolean;
+  /** The event that reports an error after the stream started (the envelope by default). */
+  failure?: (error: ApiError) => SseEvent;
 }
 
+// An event name is one line of plain characters (a line break would start another field).
+const EVENT_NAME = /^[\w.-]+$/;
 // How often a stream looks at what waits for its client. Not at every write: within one burst of
 // writes Node holds them all until the next turn of the event loop, even for a client that reads.
 // A stalled client can so be sent at most this long's worth of events beyond the bound.
@@ -43,19 +57,22 @@ export class SseWriter {
     res.once('close', () => this.stop());
   }
 
-  send(data: unknown): void {
-    this.write(`data: ${JSON.stringify(data)}\n\n`);
+  send({ event, data }: SseEvent): void {
+    if (event !== undefined && !EVENT_NAME.test(event)) throw new Error(`SSE event name ${JSON.stringify(event)} is not one plain line`);
+    this.write(`${event === undefined ? '' : `event: ${event}\n`}data: ${JSON.stringify(data)}\n\n`);
   }
 
-  done(): void {
-    this.write('data: [DONE]\n\n');
+  /** Ends the stream, after `data: [DONE]` when the API has it. */
+  end(): void {
+    if (this.options.doneMarker) this.write('data: [DONE]\n\n');
     this.stop();
     if (!this.res.writableEnded && !this.res.destroyed) this.res.end();
   }
 
+  /** Reports `error` as the stream's error event and ends it. */
   fail(error: ApiError): void {
-    this.send(error.toJSON());
-    this.done();
+    this.send(this.options.failure?.(error) ?? { data: error.toJSON() });
+    this.end();
   }
 
   private write(chunk: string): void {

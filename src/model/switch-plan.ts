@@ -84,3 +84,55 @@ export function switchOverflowProblems(plan: SwitchPlan, weightValue: (c: SuperW
     return beyond(e.scale * w) || beyond((e.scale - 1) * w) ? [`scale ${e.scale} times ${coordinateId(e)} (${w}) is beyond float32's range (${FLOAT32_MAX.toPrecision(5)})`] : [];
   });
 }
+
+/** The coarse account responses have always given: nothing changed, all zeroed, or anything else. */
+export type SwitchMode = 'original' | 'ablated' | 'scaled';
+
+/**
+ * What kind of experiment a plan is, as a bounded label for metrics, activation frames and
+ * responses: traffic of different plans must never be averaged together (x0.5 with x2, or zeroed
+ * with zeroed-but-activation-restored). `custom` is any plan that does not switch exactly the
+ * model's known super weights at one scale (probes of other coordinates, subsets, mixed scales).
+ */
+export const SWITCH_PLAN_LABELS = [
+  'original',
+  'zeroed',
+  'zeroed_sa_restored',
+  'scaled_down',
+  'scaled_down_sa_restored',
+  'scaled_up',
+  'scaled_up_sa_restored',
+  'scaled_negative',
+  'scaled_negative_sa_restored',
+  'custom',
+] as const;
+
+export type SwitchPlanLabel = (typeof SWITCH_PLAN_LABELS)[number];
+
+/** The entries that change a weight (scale 1 keeps it). */
+function changedEntries(plan: SwitchPlan): SwitchEntry[] {
+  return plan.entries.filter((e) => e.scale !== 1);
+}
+
+export function switchMode(plan: SwitchPlan): SwitchMode {
+  const changed = changedEntries(plan);
+  if (changed.length === 0) return 'original';
+  return changed.every((e) => e.scale === 0) ? 'ablated' : 'scaled';
+}
+
+/** The one scale every entry shares (1 when nothing is switched), or null when they differ. */
+export function switchScale(plan: SwitchPlan): number | null {
+  const scales = new Set(plan.entries.map((e) => e.scale));
+  if (scales.size === 0) return 1;
+  return scales.size === 1 ? [...scales][0]! : null;
+}
+
+export function switchPlanLabel(plan: SwitchPlan, known: readonly SuperWeightCoordinate[]): SwitchPlanLabel {
+  if (changedEntries(plan).length === 0) return 'original';
+  const scale = switchScale(plan);
+  const switched = new Set(plan.entries.map(coordinateId));
+  const exactlyKnown = switched.size === known.length && known.every((c) => switched.has(coordinateId(c)));
+  if (scale === null || !exactlyKnown) return 'custom';
+  const base = scale === 0 ? 'zeroed' : scale < 0 ? 'scaled_negative' : scale < 1 ? 'scaled_down' : 'scaled_up';
+  return plan.restoreActivation ? `${base}_sa_restored` : base;
+}

@@ -1,10 +1,11 @@
 // Fans the activation taps of every engine step out to WebSocket clients. It follows each sequence
-// from `accepted` (who asked, which switch mode) to `finish`/`error`, turns each `token` event's
+// from `accepted` (who asked, which switch plan) to `finish`/`error`, turns each `token` event's
 // ActivationFrame into a step frame for the clients whose subscription wants it, and hands frames to
 // each client's bounded outbox. Nothing here waits on a client, so the engine never does either.
 import type { ActivationFrame, EngineUpdate, SequenceEvent } from '../engine/protocol.js';
+import type { SuperWeightCoordinate } from '../model/switch-plan.js';
 import { ClientOutbox, type FrameSocket } from './client-outbox.js';
-import { MAX_FRAME_INPUT_TOKENS, stepFrame, type ControlFrame, type EndFrame, type SequenceIdentity, type TokenRef } from './stream-frames.js';
+import { MAX_FRAME_INPUT_TOKENS, stepFrame, wireSwitch, type ControlFrame, type EndFrame, type SequenceIdentity, type TokenRef } from './stream-frames.js';
 import { wantsRequest, wantsStep, type SubscriptionFilter } from './subscription.js';
 
 export interface HubOptions {
@@ -12,6 +13,8 @@ export interface HubOptions {
   clientBufferFrames: number;
   /** Bytes each client may have waiting (its ring and its socket together) before its oldest frames are dropped. */
   clientBufferBytes: number;
+  /** The model's known super weights, against which each switch plan is labelled. */
+  knownSuperWeights: readonly SuperWeightCoordinate[];
   /** Told the number of connected clients whenever it changes. */
   onClients?: (count: number) => void;
   /** Told about every frame dropped for a slow client. */
@@ -64,7 +67,7 @@ export class ActivationHub {
     if (event.type === 'accepted') {
       const tags = event.tags;
       // Without tags (a caller outside the HTTP API) the sequence id stands in for the request id.
-      const switchState = { mode: tags?.switchMode ?? 'original', restore_activation: tags?.restoreActivation ?? false, weights: tags?.switchWeights ?? [] };
+      const switchState = wireSwitch(event.switchPlan, this.options.knownSuperWeights);
       this.tracks.set(event.id, { requestId: tags?.requestId ?? event.id, choice: tags?.choice ?? 0, switch: switchState, input: [], inputOmitted: 0 });
       return;
     }
@@ -94,7 +97,7 @@ export class ActivationHub {
     const byLayers = new Map<string, string>();
     for (const client of this.clients) {
       const { filter } = client;
-      if (!wantsRequest(filter, track.requestId, track.switch.mode) || !wantsStep(filter, frame.phase, frame.step)) continue;
+      if (!wantsRequest(filter, track.requestId, track.switch) || !wantsStep(filter, frame.phase, frame.step)) continue;
       const key = filter.spec.layers?.join(',') ?? '*';
       let text = byLayers.get(key);
       if (text === undefined) {
@@ -108,7 +111,7 @@ export class ActivationHub {
   private publish(track: Track, serialize: () => string): void {
     let text: string | undefined;
     for (const client of this.clients) {
-      if (wantsRequest(client.filter, track.requestId, track.switch.mode)) client.outbox.push((text ??= serialize()));
+      if (wantsRequest(client.filter, track.requestId, track.switch)) client.outbox.push((text ??= serialize()));
     }
   }
 }

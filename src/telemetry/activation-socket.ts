@@ -2,6 +2,8 @@
 // (Authorization: Bearer, or ?api_key= for browsers, which cannot set headers on a WebSocket), the
 // client cap and the subscription in the query string, then registers the client with the hub.
 // Client messages replace the subscription; a bad one gets an error frame and the connection stays.
+// A plain GET of the same URL meets the same checks and says what an upgrade would get (the live page
+// asks, because a browser's WebSocket reports a refused upgrade without its status or reason).
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData } from 'ws';
@@ -9,7 +11,7 @@ import { apiKeyMatches, bearerToken } from '../http/api-key.js';
 import { guarded, requestUrl } from '../http/connections.js';
 import { ApiError, rawErrorResponse } from '../http/errors.js';
 import type { ActivationHub, HubClient } from './activation-hub.js';
-import { parseSubscribeMessage, parseSubscriptionQuery } from './subscription.js';
+import { parseSubscribeMessage, parseSubscriptionQuery, type Subscription, type SubscriptionFilter } from './subscription.js';
 
 export const ACTIVATIONS_PATH = '/v1/activations';
 
@@ -26,6 +28,8 @@ export interface ActivationSocketOptions {
 }
 
 export interface ActivationSocket {
+  /** Why an upgrade of this request would be refused, or the subscription it would get. */
+  probe(req: http.IncomingMessage): ApiError | Subscription;
   /** Closes every client connection (shutdown). */
   close(): void;
 }
@@ -50,16 +54,20 @@ export function attachActivationSocket(server: http.Server, hub: ActivationHub, 
       reject(socket, new ApiError('internal_error', 'internal server error'));
     },
   );
-  const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+  const admit = (req: http.IncomingMessage): ApiError | SubscriptionFilter => {
     const url = requestUrl(req.url);
-    if (url === undefined) return reject(socket, new ApiError('invalid_request', 'the request target is not a valid URL path'));
+    if (url === undefined) return new ApiError('invalid_request', 'the request target is not a valid URL path');
     const refusal = refuse(url, req, hub, options);
-    if (refusal) return reject(socket, refusal);
+    if (refusal) return refusal;
     const parsed = parseSubscriptionQuery(url.searchParams, options.numLayers);
-    if (!parsed.ok) return reject(socket, new ApiError('invalid_request', parsed.message));
+    return parsed.ok ? parsed.filter : new ApiError('invalid_request', parsed.message);
+  };
+  const upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const admitted = admit(req);
+    if (admitted instanceof ApiError) return reject(socket, admitted);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const client = hub.addClient(ws, parsed.filter);
-      hub.send(client, { type: 'subscribed', subscription: parsed.filter.spec });
+      const client = hub.addClient(ws, admitted);
+      hub.send(client, { type: 'subscribed', subscription: admitted.spec });
       const terminate = (err: unknown): void => {
         onFault(err);
         ws.terminate();
@@ -74,6 +82,10 @@ export function attachActivationSocket(server: http.Server, hub: ActivationHub, 
   };
   server.on('upgrade', onUpgrade);
   return {
+    probe(req) {
+      const admitted = admit(req);
+      return admitted instanceof ApiError ? admitted : admitted.spec;
+    },
     close() {
       server.off('upgrade', onUpgrade);
       for (const ws of wss.clients) ws.terminate();

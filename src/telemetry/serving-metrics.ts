@@ -2,7 +2,7 @@
 // is n sequences here, each timed on its own. Times are when the main thread receives an update,
 // which is what a client of this process sees.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { EngineUpdate, SequenceEvent } from '../engine/protocol.js';
+import type { EngineErrorKind, EngineUpdate, FinishReason, SequenceEvent } from '../engine/protocol.js';
 import { BATCH_SIZE_BUCKETS, INTER_TOKEN_BUCKETS, oneTwoFiveBuckets, REQUEST_LATENCY_BUCKETS, STEP_DURATION_BUCKETS, TTFT_BUCKETS } from './metric-buckets.js';
 
 interface Timing {
@@ -13,6 +13,11 @@ interface Timing {
 }
 
 export type UpdateObserver = (update: EngineUpdate, nowSeconds: number) => void;
+
+// Every value these labels take, so each series exists (at zero) from the first scrape.
+const FINISH_REASONS: Record<FinishReason, true> = { stop: true, length: true, abort: true };
+const FAILURE_KINDS: Record<EngineErrorKind, true> = { invalid_request: true, context_length_exceeded: true, engine_failure: true };
+const PHASES = ['prefill', 'decode'] as const;
 
 export function servingMetrics(registry: Registry, contextLength: number): UpdateObserver {
   const registers = [registry];
@@ -31,6 +36,13 @@ export function servingMetrics(registry: Registry, contextLength: number): Updat
   const failures = new Counter({ name: 'swserve_request_failure_total', help: 'Sequences the engine refused or failed, by kind.', labelNames: ['kind'], registers });
   const batchSize = new Histogram({ name: 'swserve_engine_batch_size', help: 'Sequences in one engine step.', labelNames: ['phase'], buckets: BATCH_SIZE_BUCKETS, registers });
   const stepTime = new Histogram({ name: 'swserve_engine_step_duration_seconds', help: 'Wall time of one engine step (packing, session.run, sampling).', labelNames: ['phase'], buckets: STEP_DURATION_BUCKETS, registers });
+
+  for (const finished_reason of Object.keys(FINISH_REASONS)) success.inc({ finished_reason }, 0);
+  for (const kind of Object.keys(FAILURE_KINDS)) failures.inc({ kind }, 0);
+  for (const phase of PHASES) {
+    batchSize.zero({ phase });
+    stepTime.zero({ phase });
+  }
 
   const timings = new Map<string, Timing>();
   const onEvent = (event: SequenceEvent, now: number): void => {

@@ -1,7 +1,7 @@
 // The JSON frames of the /v1/activations WebSocket. Step and end frames are the fixed contract;
 // the others tell a client about its own connection (subscription, drops, bad messages).
 import type { ActivationFrame, FinishReason } from '../engine/protocol.js';
-import { coordinateId } from '../model/switch-plan.js';
+import { coordinateId, switchMode, switchPlanLabel, switchScale, type SuperWeightCoordinate, type SwitchMode, type SwitchPlan, type SwitchPlanLabel } from '../model/switch-plan.js';
 
 // A prefill frame names at most this many prompt tokens (the first ones: the super activation sits at
 // position 0) and counts the rest, so one long prompt can not make every client's frame huge.
@@ -38,7 +38,7 @@ export interface StepFrame {
   input_tokens_omitted: number;
   /** The token this step sampled. */
   token: TokenRef;
-  /** The applied switch: mode, the switched weights with their scales, and restore_activation. */
+  /** The applied switch: its plan label and scale, the switched weights with their scales, restore_activation. */
   switch: WireSwitch;
   layers: WireLayer[];
   /** Signed down_proj output at each reported super weight's row ("<layer>:<row>:<col>"). */
@@ -62,9 +62,24 @@ export type ControlFrame =
   | { type: 'error'; message: string };
 
 export interface WireSwitch {
-  mode: string;
+  /** Tells the experiments apart (SWITCH_PLAN_LABELS). */
+  plan: SwitchPlanLabel;
+  /** The scale every switched weight shares (1 when none is switched), null when they differ. */
+  scale: number | null;
+  /** The coarse original / ablated / scaled account, kept for existing clients. */
+  mode: SwitchMode;
   restore_activation: boolean;
   weights: { id: string; scale: number }[];
+}
+
+export function wireSwitch(plan: SwitchPlan, known: readonly SuperWeightCoordinate[]): WireSwitch {
+  return {
+    plan: switchPlanLabel(plan, known),
+    scale: switchScale(plan),
+    mode: switchMode(plan),
+    restore_activation: plan.restoreActivation,
+    weights: plan.entries.map((e) => ({ id: coordinateId(e), scale: e.scale })),
+  };
 }
 
 /** Who a sequence belongs to, as the `accepted` event's tags said. */

@@ -1,8 +1,10 @@
 // What one WebSocket client wants to see: all traffic or chosen request ids, optionally only some
-// switch modes (e.g. only ablated traffic), a layer subset, and every N-th decode step. Given as a
+// switch plans (e.g. only zeroed traffic) or coarse modes, a layer subset, and every N-th decode step. Given as a
 // query string at connect and replaced by a {"type": "subscribe", ...} message.
 import { z } from 'zod';
+import { SWITCH_PLAN_LABELS } from '../model/switch-plan.js';
 import { firstZodIssue } from '../util/zod-issue.js';
+import type { WireSwitch } from './stream-frames.js';
 
 // Bounds that keep one client's filter cheap to evaluate per frame.
 const MAX_REQUEST_IDS = 256;
@@ -13,7 +15,9 @@ export const SWITCH_MODES = ['original', 'ablated', 'scaled'] as const;
 const fields = {
   /** Only these request ids (the response id or the client's X-Request-Id); absent = all traffic. */
   request_ids: z.array(z.string().min(1)).min(1).max(MAX_REQUEST_IDS).optional(),
-  /** Only requests under these switch modes; absent = every mode. */
+  /** Only requests under these switch plans; absent = every plan. */
+  plans: z.array(z.enum(SWITCH_PLAN_LABELS)).min(1).optional(),
+  /** Only requests under these coarse modes (older clients); absent = every mode. */
   modes: z.array(z.enum(SWITCH_MODES)).min(1).optional(),
   /** Only these layers in `layers`; absent = every layer. */
   layers: z.array(z.number().int().min(0)).min(1).optional(),
@@ -30,13 +34,14 @@ export type Subscription = z.infer<typeof subscriptionSchema>;
 export interface SubscriptionFilter {
   spec: Subscription;
   requestIds: ReadonlySet<string> | null;
+  plans: ReadonlySet<string> | null;
   modes: ReadonlySet<string> | null;
   layers: ReadonlySet<number> | null;
 }
 
 export type Parsed = { ok: true; filter: SubscriptionFilter } | { ok: false; message: string };
 
-/** `?request_ids=a,b&modes=ablated&layers=0,1&decode_every=4` */
+/** `?request_ids=a,b&plans=zeroed,zeroed_sa_restored&layers=0,1&decode_every=4` */
 export function parseSubscriptionQuery(query: URLSearchParams, numLayers: number): Parsed {
   const raw: Record<string, unknown> = {};
   for (const [key, value] of query) {
@@ -53,7 +58,7 @@ export function parseSubscribeMessage(text: string, numLayers: number): Parsed {
   try {
     message = JSON.parse(text);
   } catch {
-    return { ok: false, message: 'messages must be JSON, e.g. {"type": "subscribe", "modes": ["ablated"]}' };
+    return { ok: false, message: 'messages must be JSON, e.g. {"type": "subscribe", "plans": ["zeroed"]}' };
   }
   const parsed = subscribeMessageSchema.safeParse(message);
   if (!parsed.success) return toFilter(parsed, numLayers);
@@ -61,8 +66,12 @@ export function parseSubscribeMessage(text: string, numLayers: number): Parsed {
   return toFilter({ success: true, data: spec }, numLayers);
 }
 
-export function wantsRequest(filter: SubscriptionFilter, requestId: string, mode: string): boolean {
-  return (filter.requestIds === null || filter.requestIds.has(requestId)) && (filter.modes === null || filter.modes.has(mode));
+export function wantsRequest(filter: SubscriptionFilter, requestId: string, applied: Pick<WireSwitch, 'plan' | 'mode'>): boolean {
+  return (
+    (filter.requestIds === null || filter.requestIds.has(requestId)) &&
+    (filter.plans === null || filter.plans.has(applied.plan)) &&
+    (filter.modes === null || filter.modes.has(applied.mode))
+  );
 }
 
 export function wantsStep(filter: SubscriptionFilter, phase: 'prefill' | 'decode', step: number): boolean {
@@ -84,6 +93,7 @@ function toFilter(parsed: { success: true; data: Subscription } | { success: fal
     filter: {
       spec,
       requestIds: spec.request_ids ? new Set(spec.request_ids) : null,
+      plans: spec.plans ? new Set(spec.plans) : null,
       modes: spec.modes ? new Set(spec.modes) : null,
       layers: spec.layers ? new Set(spec.layers) : null,
     },

@@ -4,6 +4,8 @@
 import type http from 'node:http';
 import type { EngineClient } from '../engine/engine-client.js';
 import type { EngineUpdate } from '../engine/protocol.js';
+import type { ApiError } from '../http/errors.js';
+import type { Subscription } from './subscription.js';
 import { ActivationHub } from './activation-hub.js';
 import { attachActivationSocket } from './activation-socket.js';
 import { createMetrics, type TelemetryMetrics } from './metrics.js';
@@ -19,6 +21,8 @@ export interface TelemetryOptions {
 
 export interface Telemetry {
   metrics: TelemetryMetrics;
+  /** What a WebSocket upgrade of this request would meet (GET /v1/activations without an upgrade). */
+  probeActivations(req: http.IncomingMessage): ApiError | Subscription;
   close(): void;
 }
 
@@ -27,6 +31,7 @@ export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate'>, 
   const hub = new ActivationHub({
     clientBufferFrames: options.clientBufferFrames,
     clientBufferBytes: options.clientBufferBytes,
+    knownSuperWeights: engine.info.knownSuperWeights,
     onClients: (count) => metrics.setWebSocketClients(count),
     onDropped: (count) => metrics.countDroppedFrames(count),
   });
@@ -50,6 +55,7 @@ export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate'>, 
   });
   return {
     metrics,
+    probeActivations: (req) => socket.probe(req),
     close() {
       unsubscribe();
       socket.close();

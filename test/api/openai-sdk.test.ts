@@ -104,8 +104,9 @@ describe('openai SDK: completions', () => {
   it('switches super weights through extra_body', async () => {
     const on = await client.completions.create({ model: server.modelId, prompt: 'Summer is hot. Winter is', max_tokens: 8, temperature: 0, logprobs: 0 });
     const off = await client.completions.create({ model: server.modelId, prompt: 'Summer is hot. Winter is', max_tokens: 8, temperature: 0, logprobs: 0, ...{ super_weights: 'off' } } as OpenAI.CompletionCreateParamsNonStreaming);
-    const applied = (off as unknown as { super_weights: { mode: string; weights: { id: string; effective_value: number }[] } }).super_weights;
+    const applied = (off as unknown as { super_weights: { mode: string; plan: string; weights: { id: string; effective_value: number }[] } }).super_weights;
     assert.equal(applied.mode, 'ablated');
+    assert.equal(applied.plan, 'zeroed');
     assert.deepEqual(applied.weights.map((w) => [w.id, w.effective_value]), [['1:7:33', 0]]);
     assert.notDeepEqual(on.choices[0]!.logprobs!.token_logprobs, off.choices[0]!.logprobs!.token_logprobs);
   });
@@ -158,5 +159,62 @@ describe('openai SDK: chat and models', () => {
       assert.equal((err.error as { param?: string }).param ?? err.param, 'temperature');
       return true;
     });
+  });
+});
+
+describe('openai SDK: responses, models.retrieve, refusals', () => {
+  it('creates a response whose output_text is the chat completion of the same input', async () => {
+    const chat = await client.chat.completions.create({ model: server.modelId, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello' }], max_tokens: 6, temperature: 0 });
+    const r = await client.responses.create({ model: server.modelId, instructions: 'Be brief.', input: 'Hello', max_output_tokens: 6, temperature: 0 });
+    assert.equal(r.object, 'response');
+    assert.equal(r.status, 'incomplete');
+    assert.deepEqual(r.incomplete_details, { reason: 'max_output_tokens' });
+    assert.equal(r.output_text, chat.choices[0]!.message.content);
+    assert.deepEqual([r.usage?.input_tokens, r.usage?.output_tokens, r.usage?.total_tokens], [chat.usage?.prompt_tokens, 6, chat.usage!.prompt_tokens + 6]);
+    const applied = (r as unknown as { super_weights: { plan: string } }).super_weights;
+    assert.equal(applied.plan, 'original');
+  });
+
+  it('streams a response: the Responses API events in order, deltas adding up to the text', async () => {
+    const plain = await client.responses.create({ model: server.modelId, input: [{ role: 'user', content: 'Hello' }], max_output_tokens: 8, temperature: 0 });
+    const stream = await client.responses.create({ model: server.modelId, input: [{ role: 'user', content: 'Hello' }], max_output_tokens: 8, temperature: 0, stream: true });
+    const types: string[] = [];
+    let text = '';
+    let last: OpenAI.Responses.Response | undefined;
+    for await (const event of stream) {
+      types.push(event.type);
+      if (event.type === 'response.output_text.delta') text += event.delta;
+      if (event.type === 'response.incomplete' || event.type === 'response.completed') last = event.response;
+    }
+    const head = ['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added'];
+    const tail = ['response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.incomplete'];
+    assert.deepEqual(types.slice(0, 4), head);
+    assert.deepEqual(types.slice(-4), tail);
+    assert.ok(types.slice(4, -4).every((t) => t === 'response.output_text.delta') && types.length > 8);
+    assert.equal(text, plain.output_text);
+    assert.equal(last?.usage?.output_tokens, 8);
+  });
+
+  it('switches super weights on a response through extra fields', async () => {
+    const r = await client.responses.create({ model: server.modelId, input: 'Hello', max_output_tokens: 2, ...{ super_weights: { scale: 0, restore_activation: true } } } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+    const applied = (r as unknown as { super_weights: { plan: string; scale: number } }).super_weights;
+    assert.deepEqual([applied.plan, applied.scale], ['zeroed_sa_restored', 0]);
+  });
+
+  it('retrieves the served model, and 404s another as NotFoundError', async () => {
+    const model = await client.models.retrieve(server.modelId);
+    assert.equal(model.id, server.modelId);
+    await assert.rejects(client.models.retrieve('gpt-4o'), (err: unknown) => err instanceof OpenAI.NotFoundError && err.status === 404);
+  });
+
+  it('refuses tool calls as a BadRequestError naming the field', async () => {
+    const tools: OpenAI.Chat.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: {} } } }];
+    await assert.rejects(client.chat.completions.create({ model: server.modelId, messages: [{ role: 'user', content: 'Hi' }], tools, tool_choice: 'required' }), (err: unknown) => {
+      assert.ok(err instanceof OpenAI.BadRequestError);
+      assert.equal(err.code, 'unsupported_parameter');
+      assert.equal(err.param, 'tool_choice');
+      return true;
+    });
+    await assert.rejects(client.responses.create({ model: server.modelId, input: 'Hi', text: { format: { type: 'json_object' } } }), (err: unknown) => err instanceof OpenAI.BadRequestError && err.param === 'text.format');
   });
 });

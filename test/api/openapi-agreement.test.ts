@@ -8,6 +8,7 @@ import type { ApiContext } from '../../src/api/api-context.js';
 import { routeTable } from '../../src/api/app.js';
 import { chatRequestSchema } from '../../src/api/chat/schema.js';
 import { completionRequestSchema } from '../../src/api/completions/schema.js';
+import { responsesRequestSchema } from '../../src/api/responses/schema.js';
 import { ApiError, type ApiErrorCode } from '../../src/http/errors.js';
 import { ALL_ERROR_CODES } from '../helpers/error-codes.js';
 import { superWeightsFieldSchema } from '../../src/api/super-weights-field.js';
@@ -23,6 +24,7 @@ import { PLANTED, startTestServer, type TestServer } from '../helpers/test-serve
 const REQUEST_SCHEMAS: { component: string; zodName: string; schema: z.ZodType }[] = [
   { component: 'CompletionRequest', zodName: 'completionRequestSchema', schema: completionRequestSchema },
   { component: 'ChatCompletionRequest', zodName: 'chatRequestSchema', schema: chatRequestSchema },
+  { component: 'ResponsesRequest', zodName: 'responsesRequestSchema', schema: responsesRequestSchema },
   { component: 'SuperWeightsField', zodName: 'superWeightsFieldSchema', schema: superWeightsFieldSchema },
   { component: 'AblationCompareRequest', zodName: 'ablationCompareSchema', schema: ablationCompareSchema },
   { component: 'SuperWeightsDetectRequest', zodName: 'superWeightsDetectSchema', schema: superWeightsDetectSchema },
@@ -253,6 +255,11 @@ describe('openapi.yaml request schemas agree with zod', () => {
     { component: 'AblationCompareRequest', schema: ablationCompareSchema, body: { model: 'm', prompt: [1, 2], states: Array(9).fill('off') } },
     { component: 'SuperWeightsDetectRequest', schema: superWeightsDetectSchema, body: { model: 'm', prompt: ['a', 'b'], spike_ratio: 5, chart: true, extra: 1 } },
     { component: 'SuperWeightsDetectRequest', schema: superWeightsDetectSchema, body: { model: 'm', prompt: [], max_super_weights: 0 } },
+    { component: 'ResponsesRequest', schema: responsesRequestSchema, body: { model: 'm', input: 'hi', store: false, extra: 1 } },
+    { component: 'ResponsesRequest', schema: responsesRequestSchema, body: { model: 'm', input: [{ role: 'user', content: [{ type: 'input_text', text: 'a' }] }] } },
+    { component: 'ResponsesRequest', schema: responsesRequestSchema, body: { model: 'm', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'x' }] }] } },
+    { component: 'ResponsesRequest', schema: responsesRequestSchema, body: { model: 'm', input: [] } },
+    { component: 'ResponsesRequest', schema: responsesRequestSchema, body: { model: 'm', input: 'x', metadata: { a: 1 } } },
   ];
   it('accepts and refuses the same request bodies as zod', () => {
     for (const { component, schema, body } of PROBES) {
@@ -289,13 +296,15 @@ function documentedOperations(): { method: string; path: string; operation: Json
 describe('openapi.yaml routes and errors agree with the server', () => {
   it('documents exactly the routes in routeTable, with their auth', () => {
     const served = routeTable(inertContext());
-    const servedKeys = served.map((r) => `${r.method.toUpperCase()} ${r.path}`);
+    // express writes a path parameter `:name` or `*name` (segments), OpenAPI `{name}`.
+    const specPath = (path: string): string => path.replace(/[:*](\w+)/g, '{$1}');
+    const servedKeys = served.map((r) => `${r.method.toUpperCase()} ${specPath(r.path)}`);
     const documented = documentedOperations();
     const documentedKeys = documented.map((o) => `${o.method.toUpperCase()} ${o.path}`);
     assert.deepEqual(servedKeys.filter((k) => !documentedKeys.includes(k)), [], 'routes served but missing from openapi.yaml');
     assert.deepEqual(documentedKeys.filter((k) => !servedKeys.includes(k)), [], 'routes in openapi.yaml that routeTable does not serve');
     for (const route of served) {
-      const op = documented.find((o) => o.method === route.method && o.path === route.path)!.operation;
+      const op = documented.find((o) => o.method === route.method && o.path === specPath(route.path))!.operation;
       const security = canonical(op.security ?? openApiDocument().security ?? []);
       assert.equal(security, route.auth ? canonical([{ bearerAuth: [] }]) : canonical([]), `${route.method.toUpperCase()} ${route.path}: security does not match auth=${route.auth}`);
       if (route.auth) assert.ok('401' in (op.responses as JsonObject), `${route.method.toUpperCase()} ${route.path} is behind the API key but documents no 401`);
@@ -323,7 +332,7 @@ describe('openapi.yaml routes and errors agree with the server', () => {
       for (const { method, path } of everywhere) for (const s of otherStatuses) assert.ok(!matches(method, path, s), `${code} validates as ${method.toUpperCase()} ${path} ${s}, but the server sends it with ${error.status}`);
     }
     // Codes a generation request can meet are documented on every generation route.
-    for (const path of ['/v1/completions', '/v1/chat/completions', '/v1/ablations/compare']) {
+    for (const path of ['/v1/completions', '/v1/chat/completions', '/v1/responses', '/v1/ablations/compare']) {
       for (const code of Object.keys(ALL_ERROR_CODES) as ApiErrorCode[]) {
         if (code === 'route_not_found' || code === 'method_not_allowed') continue;
         const error = new ApiError(code, 'probe');
@@ -445,8 +454,30 @@ describe('real responses match openapi.yaml', () => {
     assert.equal((detected.json.super_weights as JsonObject[])[0]!.id, `${PLANTED.layer}:${PLANTED.row}:${PLANTED.col}`);
   });
 
-  it('models, health, ready', async () => {
+  it('responses: plain, and streamed as named events without [DONE]', async () => {
+    const plain = await checked(server.url, 'POST', '/v1/responses', { model, input: 'Winter', instructions: 'Be brief.', max_output_tokens: 4, temperature: 0, metadata: { run: '1' } });
+    assert.equal(plain.json.object, 'response');
+    const r = await call(server.url, 'POST', '/v1/responses', { model, input: [{ role: 'user', content: [{ type: 'input_text', text: 'Winter' }] }], max_output_tokens: 3, stream: true, super_weights: 'off' });
+    assert.equal(r.status, 200);
+    const events = r.text.split('\n\n').filter((e) => e.startsWith('event: '));
+    assert.ok(events.length >= 8);
+    for (const e of events) {
+      const [nameLine, dataLine] = e.split('\n');
+      const data = JSON.parse(dataLine!.slice('data: '.length)) as JsonObject;
+      assert.equal(nameLine, `event: ${String(data.type)}`);
+      assertMatchesOpenApi('POST', '/v1/responses', 200, data, 'sse-chunk');
+    }
+    assert.ok(!r.text.includes('[DONE]'));
+  });
+
+  it('models, one model, health, ready, the activation probe', async () => {
     assert.equal((await checked(server.url, 'GET', '/v1/models')).status, 200);
+    assert.equal((await checked(server.url, 'GET', `/v1/models/${model}`)).status, 200);
+    assert.equal((await checked(server.url, 'GET', '/v1/models/other')).status, 404);
+    assert.equal((await checked(server.url, 'GET', '/v1/activations?plans=zeroed&layers=0')).status, 200);
+    assert.equal((await checked(server.url, 'GET', '/v1/activations?layers=99')).status, 400);
+    assert.equal((await checked(server.url, 'GET', '/metrics?format=json')).status, 400);
+    assert.equal((await checked(server.url, 'GET', '/?theme=dark')).status, 400);
     assert.equal((await checked(server.url, 'GET', '/health')).status, 200);
     assert.equal((await checked(server.url, 'GET', '/ready')).status, 200);
   });

@@ -47,8 +47,8 @@ function assertRow(cache: BatchKvCache, r: number, rowId: number, positions: num
       for (let h = 0; h < kvHeads; h++) {
         for (let d = 0; d < headDim; d++) {
           const at = ((r * kvHeads + h) * cache.slots + s) * headDim + d;
-          assert.equal(cache.past[l]!.key[at], tag(l, 0, rowId, h, p, d));
-          assert.equal(cache.past[l]!.value[at], tag(l, 1, rowId, h, p, d));
+          assert.equal((cache.past[l]!.key as Float32Array)[at], tag(l, 0, rowId, h, p, d));
+          assert.equal((cache.past[l]!.value as Float32Array)[at], tag(l, 1, rowId, h, p, d));
         }
       }
     });
@@ -77,10 +77,10 @@ describe('BatchKvCache', () => {
     assertRow(cache, 1, 2, [0, 1, 2]);
   });
 
-  it('merges a prefill batch into a running batch of a different length', () => {
+  it('merges a prefill batch into a running batch of a different length', async () => {
     const running = prefill([1], [3]);
     decode(running, [1]);
-    running.merge(prefill([2, 3], [6, 1]));
+    await running.merge(prefill([2, 3], [6, 1]));
     assert.deepEqual(running.rows, ['1', '2', '3']);
     assert.equal(running.slots, 6);
     assertRow(running, 0, 1, [0, 1, 2, 3]);
@@ -90,22 +90,22 @@ describe('BatchKvCache', () => {
     assertRow(running, 2, 3, [0, 1]);
   });
 
-  it('removes rows and drops slots nobody uses', () => {
+  it('removes rows and drops slots nobody uses', async () => {
     const cache = prefill([1, 2], [7, 2]);
     decode(cache, [1, 2]);
-    cache.remove(new Set(['1']));
+    await cache.remove(new Set(['1']));
     assert.deepEqual(cache.rows, ['2']);
     assert.equal(cache.slots, 3);
     assertRow(cache, 0, 2, [0, 1, 2]);
-    cache.remove(new Set(['2']));
+    await cache.remove(new Set(['2']));
     assert.equal(cache.rows.length, 0);
     assert.equal(cache.slots, 0);
   });
 
-  it('ignores removal of ids it does not hold', () => {
+  it('ignores removal of ids it does not hold', async () => {
     const cache = prefill([1], [2]);
     const before = cache.past;
-    cache.remove(new Set(['9']));
+    await cache.remove(new Set(['9']));
     assert.equal(cache.past, before);
   });
 });

@@ -1,9 +1,9 @@
 // Drives the real graph, session, KV cache and step packing for one sequence and returns raw logits,
 // so tests can compare the engine with the reference forward pass number by number.
-import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
+import { downProjElement, openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import type { ComputeDtype } from '../../src/model/graph-context.js';
-import { readTensorElement } from '../../src/model/safetensors.js';
 import { BatchKvCache } from '../../src/engine/kv-cache.js';
+import type { DeviceRequest } from '../../src/engine/device.js';
 import type { GenerationRequest } from '../../src/engine/protocol.js';
 import { analysisRequest } from '../../src/superweights/engine-run.js';
 import { createModelSession, type ModelSession, type StepTaps } from '../../src/engine/session.js';
@@ -26,22 +26,21 @@ export interface HarnessSession {
   release(): Promise<void>;
 }
 
-export async function openHarness(modelDir: string, instrument = true, computeDtype: ComputeDtype = 'float32'): Promise<HarnessSession> {
+/** `computeDtype` unset: the device's own choice (float32 on CPU). */
+export async function openHarness(modelDir: string, instrument = true, computeDtype?: ComputeDtype, device: DeviceRequest = { kind: 'cpu' }): Promise<HarnessSession> {
   const checkpoint = openCheckpoint(modelDir);
-  const session = await createModelSession(checkpoint, { device: { kind: 'cpu' }, instrument, computeDtype });
+  const session = await createModelSession(checkpoint, { device, instrument, computeDtype });
   const { spec } = checkpoint;
-  const weightValue = (c: SuperWeightCoordinate): number => {
-    const entry = checkpoint.tensors.get(checkpoint.layout.layers[c.layer]!.down)!;
-    return readTensorElement(checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
-  };
+  const weightValue = (c: SuperWeightCoordinate): number => downProjElement(checkpoint, c);
   return {
     checkpoint,
     session,
     async run(prompt, continuation, plan = ORIGINAL_SWITCH, known = []) {
       const ctx = { numLayers: spec.numLayers, slidingWindow: spec.slidingWindow, knownSuperWeights: known, weightValue };
       const kv = BatchKvCache.empty(
-        { numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: computeDtype },
+        { numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: session.info.computeDtype },
         ['row'],
+        session.kvTransfer,
       );
       const split = (logits: Float32Array): Float32Array[] =>
         Array.from({ length: logits.length / spec.vocabSize }, (_, i) => logits.slice(i * spec.vocabSize, (i + 1) * spec.vocabSize));

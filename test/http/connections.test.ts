@@ -142,9 +142,9 @@ describe('responses a client never reads', () => {
     const { server, port } = await guardedServer((req, res) => {
       serverSide = req.socket;
       response = res;
-      const sse = new SseWriter(res, { pingIntervalMs: 60_000, maxBufferedBytes: 256 * 1024 });
+      const sse = new SseWriter(res, { pingIntervalMs: 60_000, maxBufferedBytes: 256 * 1024, doneMarker: true });
       const event = 'x'.repeat(64 * 1024);
-      for (let sent = 0; sent < UNREADABLE_BYTES; sent += event.length) sse.send(event);
+      for (let sent = 0; sent < UNREADABLE_BYTES; sent += event.length) sse.send({ data: event });
     }, 120_000);
     const client = neverReading(port, '/');
     try {
@@ -159,9 +159,9 @@ describe('responses a client never reads', () => {
 
   it('a reading client gets the whole stream', async () => {
     const { server, port } = await guardedServer((_req, res) => {
-      const sse = new SseWriter(res, { pingIntervalMs: 60_000, maxBufferedBytes: 64 * 1024 });
-      for (let i = 0; i < 1000; i++) sse.send({ i, pad: 'y'.repeat(1000) });
-      sse.done();
+      const sse = new SseWriter(res, { pingIntervalMs: 60_000, maxBufferedBytes: 64 * 1024, doneMarker: true });
+      for (let i = 0; i < 1000; i++) sse.send({ data: { i, pad: 'y'.repeat(1000) } });
+      sse.end();
     }, 60_000);
     try {
       const text = await (await fetch(`http://127.0.0.1:${port}/`)).text();

@@ -70,7 +70,7 @@ describe('activation stream frames', () => {
       assert.equal(s.choice, 0);
       assert.equal(s.phase, i === 0 ? 'prefill' : 'decode');
       assert.equal(s.step, i);
-      assert.deepEqual(s.switch, { mode: 'original', restore_activation: false, weights: [] });
+      assert.deepEqual(s.switch, { plan: 'original', scale: 1, mode: 'original', restore_activation: false, weights: [] });
       assert.equal(typeof s.token.id, 'number');
       assert.equal(s.input_tokens.length, i === 0 ? usage.prompt_tokens : 1);
       assert.equal(s.input_tokens_omitted, 0);
@@ -119,7 +119,7 @@ describe('activation stream frames', () => {
     const original = prefillValue((await watched(server)).steps);
     const off = await watched(server, { super_weights: 'off' });
     const reference = prefillValue((await watched(zeroed)).steps);
-    assert.deepEqual(off.steps[0]!.switch, { mode: 'ablated', restore_activation: false, weights: [{ id: '1:7:33', scale: 0 }] });
+    assert.deepEqual(off.steps[0]!.switch, { plan: 'zeroed', scale: 0, mode: 'ablated', restore_activation: false, weights: [{ id: '1:7:33', scale: 0 }] });
     const value = prefillValue(off.steps);
     assert.ok(Math.abs(value - reference) <= VALUE_TOLERANCE * Math.max(1, Math.abs(reference)), `off ${value} vs zeroed checkpoint ${reference}`);
     assert.ok(Math.abs(original) > 10 * Math.abs(value), `original ${original} should dwarf ablated ${value}`);
@@ -144,6 +144,24 @@ describe('activation stream subscriptions', () => {
       await client.waitFor((f) => isEnd(f) && f.request_id === off.id, 'end of the ablated request');
       assert.ok(!client.frames.some((f) => (isStep(f) || isEnd(f)) && f.request_id === on.id), 'no frame of the original request');
       assert.deepEqual(client.frames.filter(isStep).map((s) => [s.switch.mode, s.phase]), [['ablated', 'prefill']]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('tell the switch plans apart: only zeroed-with-SA-restored traffic when asked, with its scale', async () => {
+    const client = await connectActivations(server.url);
+    try {
+      client.send({ type: 'subscribe', plans: ['zeroed_sa_restored'], decode_every: 0 });
+      await client.waitFor((f) => f.type === 'subscribed' && (f.subscription as { plans?: string[] }).plans?.[0] === 'zeroed_sa_restored', 'subscribed');
+      const settings = ['off', { scale: 0, restore_activation: true }, { scale: 2 }];
+      const answers = await Promise.all(settings.map((super_weights) => complete(server.url, { model: server.modelId, prompt: PROMPT, max_tokens: 2, super_weights })));
+      const restored = answers[1]!;
+      const applied = restored.super_weights as { plan: string; scale: number; mode: string };
+      assert.deepEqual([applied.plan, applied.scale, applied.mode], ['zeroed_sa_restored', 0, 'ablated']);
+      await client.waitFor((f) => isEnd(f) && f.request_id === restored.id, 'end of the restored request');
+      const steps = client.frames.filter(isStep);
+      assert.deepEqual(steps.map((s) => [s.request_id, s.switch.plan, s.switch.scale, s.switch.restore_activation]), [[restored.id, 'zeroed_sa_restored', 0, true]]);
     } finally {
       await client.close();
     }

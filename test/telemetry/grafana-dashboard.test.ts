@@ -21,7 +21,7 @@ const MIN_SCHEMA_VERSION = 36;
 const GRID_COLUMNS = 24;
 const PANEL_TYPES = new Set(['row', 'timeseries', 'heatmap', 'stat', 'gauge', 'bargauge', 'piechart', 'table', 'text']);
 // What Grafana substitutes before a query reaches Prometheus.
-const GRAFANA_VARIABLES: Record<string, string> = { $__rate_interval: '1m', $__interval: '15s', $__range: '1h', $mode: 'original' };
+const GRAFANA_VARIABLES: Record<string, string> = { $__rate_interval: '1m', $__interval: '15s', $__range: '1h', $plan: 'original' };
 
 interface Target {
   refId: string;
@@ -119,9 +119,10 @@ describe('Grafana dashboard', () => {
       ['inter-token latency quantiles', null, /histogram_quantile\(0\.9, .*swserve_inter_token_latency_seconds_bucket/],
       ['queue depth', null, /swserve_num_requests_waiting/],
       ['batch size', null, /swserve_engine_batch_size/],
-      ['super activation by switch mode', 'timeseries', /by \(super_weight, mode\) \(rate\(swserve_super_activation_abs_sum/],
+      ['super activation by switch plan', 'timeseries', /by \(super_weight, plan\) \(rate\(swserve_super_activation_abs_sum/],
       ['per-layer heatmap', 'heatmap', /by \(layer\) .*swserve_down_proj_output_max_abs/],
-      ['ablated vs original share', null, /sum by \(mode\) \(rate\(swserve_requests_total.*\/ ignoring \(mode\)/],
+      ['traffic share by switch plan', null, /sum by \(plan\) \(rate\(swserve_requests_total.*\/ ignoring \(plan\)/],
+      ['HTTP answers by route and status class', null, /sum by \(route, status_class\) \(rate\(swserve_http_requests_total/],
     ];
     for (const [what, type, pattern] of wanted) assert.ok(panelUsing(type, pattern), `no panel for ${what}`);
   });

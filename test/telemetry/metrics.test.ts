@@ -1,9 +1,11 @@
 // GET /metrics from a real swserve after on/off/scaled traffic: parsed as Prometheus text, the
-// vLLM-named serving metrics with vLLM's buckets, super-weight metrics by switch mode, bounded labels,
-// process defaults, and `promtool check metrics` where promtool is installed.
+// vLLM-named serving metrics with vLLM's buckets, super-weight metrics by switch plan, HTTP answers
+// by route and status class, series that exist before any traffic, bounded labels, process defaults
+// (event-loop lag finer than 10 ms), and `promtool check metrics` where promtool is installed.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { SWITCH_PLAN_LABELS } from '../../src/model/switch-plan.js';
 import { TTFT_BUCKETS } from '../../src/telemetry/metric-buckets.js';
 import { missingTool } from '../helpers/required-tool.js';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
@@ -11,13 +13,17 @@ import { complete } from './activation-client.js';
 import { fetchMetrics, parsePrometheusText, type Family, type MetricType } from './metrics-text.js';
 
 const PLANTED_ID = `${PLANTED.layer}:${PLANTED.row}:${PLANTED.col}`;
-const SWITCHES: { setting: unknown; mode: string }[] = [
-  { setting: 'on', mode: 'original' },
-  { setting: 'off', mode: 'ablated' },
-  { setting: { scale: 2 }, mode: 'scaled' },
+const SWITCHES: { setting: unknown; plan: string }[] = [
+  { setting: 'on', plan: 'original' },
+  { setting: 'off', plan: 'zeroed' },
+  { setting: { scale: 0, restore_activation: true }, plan: 'zeroed_sa_restored' },
+  { setting: { scale: 0.5 }, plan: 'scaled_down' },
+  { setting: { scale: 2 }, plan: 'scaled_up' },
 ];
-// Labels the exposition may carry: bounded sets only, never a request id.
-const ALLOWED_LABELS = new Set(['finished_reason', 'kind', 'phase', 'mode', 'layer', 'super_weight', 'le']);
+// Labels the exposition may carry: bounded sets only, never a request id or a client's path.
+const ALLOWED_LABELS = new Set(['finished_reason', 'kind', 'phase', 'plan', 'layer', 'super_weight', 'le', 'route', 'method', 'status_class']);
+// prom-client's default event-loop sampling resolution, which swserve refines.
+const DEFAULT_EVENT_LOOP_RESOLUTION_SECONDS = 0.01;
 
 let server: TestServer;
 let families: Map<string, Family>;
@@ -26,9 +32,11 @@ let contentType: string;
 let promptTokens = 0;
 let completionTokens = 0;
 let sequences = 0;
+let fresh: Map<string, Family>;
 
 before(async () => {
   server = await startTestServer();
+  fresh = (await fetchMetrics(server.url)).families;
   for (const { setting } of SWITCHES) {
     const r = await complete(server.url, { model: server.modelId, prompt: 'Winter is', max_tokens: 4, n: 2, super_weights: setting });
     const usage = r.usage as { prompt_tokens: number; completion_tokens: number };
@@ -37,6 +45,9 @@ before(async () => {
     completionTokens += usage.completion_tokens;
     sequences += 2;
   }
+  // One refused request and one unknown path, for the HTTP answers by status class.
+  await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: server.modelId, prompt: 'x', temperature: 9 }) });
+  await fetch(`${server.url}/no/such/path`);
   ({ families, text, contentType } = await fetchMetrics(server.url));
 });
 after(async () => server?.close());
@@ -82,21 +93,49 @@ describe('GET /metrics', () => {
     family('swserve_engine_step_duration_seconds', 'histogram');
   });
 
-  it('has the super-weight metrics split by switch mode', () => {
+  it('has the super-weight metrics split by switch plan, never averaging two plans', () => {
     const sa = family('swserve_super_activation_abs', 'histogram');
-    assert.deepEqual(new Set(sa.samples.map((s) => `${s.labels.super_weight} ${s.labels.mode}`)), new Set(SWITCHES.map((s) => `${PLANTED_ID} ${s.mode}`)));
-    const sum = (mode: string): number => value(sa.name, `${sa.name}_sum`, { mode });
-    assert.ok(sum('original') > 10 * sum('ablated'), `original ${sum('original')} vs ablated ${sum('ablated')}`);
-    assert.ok(Math.abs(sum('scaled') - 2 * sum('original')) < 0.5 * sum('original'), 'scale 2 roughly doubles the super activation');
+    assert.deepEqual(new Set(sa.samples.map((s) => `${s.labels.super_weight} ${s.labels.plan}`)), new Set(SWITCH_PLAN_LABELS.map((plan) => `${PLANTED_ID} ${plan}`)));
+    const count = (plan: string): number => value(sa.name, `${sa.name}_count`, { plan });
+    const mean = (plan: string): number => value(sa.name, `${sa.name}_sum`, { plan }) / count(plan);
+    for (const plan of SWITCH_PLAN_LABELS) assert.equal(count(plan), SWITCHES.some((s) => s.plan === plan) ? 2 : 0, plan);
+    assert.ok(mean('original') > 10 * mean('zeroed'), `original ${mean('original')} vs zeroed ${mean('zeroed')}`);
+    // Restoring the super activation gives back the original value: its own series, not zeroed's.
+    assert.ok(Math.abs(mean('zeroed_sa_restored') - mean('original')) < 1e-3 * mean('original'), `restored ${mean('zeroed_sa_restored')} vs original ${mean('original')}`);
+    assert.ok(mean('scaled_down') < mean('original') && mean('original') < mean('scaled_up'), 'x0.5 and x2 apart');
     const layers = family('swserve_down_proj_output_max_abs', 'histogram');
-    assert.equal(layers.samples.filter((s) => s.name.endsWith('_count')).length, 3 * SWITCHES.length, 'one histogram per layer and mode');
-    for (const { mode } of SWITCHES) assert.equal(counter('swserve_requests_total', { mode }), 2);
+    assert.equal(layers.samples.filter((s) => s.name.endsWith('_count')).length, 3 * SWITCHES.length, 'one histogram per layer and plan seen');
+    for (const plan of SWITCH_PLAN_LABELS) assert.equal(counter('swserve_requests_total', { plan }), SWITCHES.some((s) => s.plan === plan) ? 2 : 0, plan);
     family('swserve_websocket_clients', 'gauge');
     family('swserve_websocket_frames_dropped_total', 'counter');
   });
 
+  it('counts HTTP answers by route, method and status class', () => {
+    const http = (route: string, method: string, status_class: string): number => counter('swserve_http_requests_total', { route, method, status_class });
+    assert.equal(http('/v1/completions', 'POST', '2xx'), SWITCHES.length);
+    assert.equal(http('/v1/completions', 'POST', '4xx'), 1);
+    assert.equal(http('unmatched', 'GET', '4xx'), 1);
+    assert.equal(http('/v1/chat/completions', 'POST', '5xx'), 0);
+  });
+
+  it('has the series a dashboard plots before the first request', () => {
+    const has = (name: string, labels: Record<string, string>): boolean => fresh.get(name)?.samples.some((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v)) ?? false;
+    for (const plan of SWITCH_PLAN_LABELS) {
+      assert.ok(has('swserve_requests_total', { plan }), `requests_total{plan=${plan}}`);
+      assert.ok(has('swserve_super_activation_abs', { super_weight: PLANTED_ID, plan }), `super_activation_abs{plan=${plan}}`);
+    }
+    for (const layer of ['0', '1', '2']) assert.ok(has('swserve_down_proj_output_max_abs', { layer, plan: 'original' }));
+    for (const finished_reason of ['stop', 'length', 'abort']) assert.ok(has('swserve_request_success_total', { finished_reason }));
+    for (const kind of ['invalid_request', 'context_length_exceeded', 'engine_failure']) assert.ok(has('swserve_request_failure_total', { kind }));
+    for (const phase of ['prefill', 'decode']) assert.ok(has('swserve_engine_step_duration_seconds', { phase }));
+    for (const status_class of ['2xx', '4xx', '5xx']) assert.ok(has('swserve_http_requests_total', { route: '/v1/completions', method: 'POST', status_class }));
+  });
+
   it('has the process defaults, and swserve metrics carry only bounded labels', () => {
     family('nodejs_eventloop_lag_seconds', 'gauge');
+    // Delays are sampled at the monitor's resolution, so the smallest one seen is never below it.
+    const lagMin = counter('nodejs_eventloop_lag_min_seconds');
+    assert.ok(lagMin > 0 && lagMin < DEFAULT_EVENT_LOOP_RESOLUTION_SECONDS, `min event-loop lag ${lagMin} s`);
     family('process_resident_memory_bytes', 'gauge');
     family('nodejs_heap_size_used_bytes', 'gauge');
     for (const f of families.values()) {

@@ -34,7 +34,7 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
     try {
       const generated = await Promise.all(
         states.map((state, i) =>
-          runOne(ctx, { id: `${id}-gen${i}`, prompts: [prompt], n: 1, settings, promptLogprobs: null, switchPlan: state.plan, promptParam: 'prompt', switchParam: state.param, switchMode: state.mode }, signal),
+          runOne(ctx, { id: `${id}-gen${i}`, prompts: [prompt], n: 1, settings, promptLogprobs: null, switchPlan: state.plan, promptParam: 'prompt', switchParam: state.param }, signal),
         ),
       );
       const promptIds = generated[0]!.state.promptTokens.map((t) => t.tokenId);
@@ -52,7 +52,6 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
               switchPlan: state.plan,
               promptParam: 'prompt',
               switchParam: state.param,
-              switchMode: state.mode,
             },
             signal,
             promptIds.length - 1,

@@ -1,6 +1,7 @@
 // The chat.completion shapes: an assistant message per choice, logprobs as {content: [...]}, and
 // chunks whose delta carries the role first and then content.
 import type { TokenRecord } from '../choice-state.js';
+import { choiceFormat } from '../choice-format.js';
 import type { ResponseFormat } from '../send-job.js';
 
 function chatLogprobs(records: TokenRecord[]): { content: object[] } {
@@ -16,7 +17,7 @@ function chatLogprobs(records: TokenRecord[]): { content: object[] } {
 }
 
 export function chatFormat(logprobs: boolean): ResponseFormat {
-  return {
+  return choiceFormat({
     object: 'chat.completion',
     chunkObject: 'chat.completion.chunk',
     choice(index, state) {
@@ -38,5 +39,5 @@ export function chatFormat(logprobs: boolean): ResponseFormat {
         finish_reason: increment.finishReason,
       };
     },
-  };
+  });
 }

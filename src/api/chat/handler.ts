@@ -11,10 +11,12 @@ import { chatFormat } from './format.js';
 import { chatRequestSchema } from './schema.js';
 import { renderChat } from './template.js';
 import { parseRequestBody } from '../request-body.js';
+import { CHAT_UNSUPPORTED, refuseUnsupported } from '../unsupported-fields.js';
 
 export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
   return async (req: Request, res: Response) => {
     const body = parseRequestBody(ctx, chatRequestSchema, req.body);
+    refuseUnsupported(body, CHAT_UNSUPPORTED);
     const info = ctx.engine.info;
     // max_completion_tokens supersedes max_tokens; without either, the rest of the context up to limits.maxTokens.
     const maxTokensParam = body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';
@@ -28,7 +30,8 @@ export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
       { template: info.chatTemplate, bosToken: info.bosToken, eosToken: info.eosToken, modelId: ctx.modelId },
       body.messages,
       body.add_generation_prompt ?? true,
-      body.chat_template_kwargs ?? {},
+      // As vLLM: tools the model may not call (tool_choice "none") still reach the template.
+      { ...(body.chat_template_kwargs ?? {}), ...(Array.isArray(body.tools) ? { tools: body.tools } : {}) },
     );
     const n = body.n ?? 1;
     const job: GenerationJob = {

@@ -11,6 +11,8 @@ export interface ChatTemplateContext {
   bosToken?: string;
   eosToken?: string;
   modelId: string;
+  /** The request field a refused conversation is blamed on (default `messages`). */
+  param?: string;
 }
 
 export type ChatTemplateCheck = { status: 'ok'; compiled: Template } | { status: 'missing' } | { status: 'invalid'; error: string };
@@ -44,10 +46,10 @@ export function chatTemplateProblem(modelId: string, template: string | undefine
 export function renderChat(ctx: ChatTemplateContext, messages: ChatMessage[], addGenerationPrompt: boolean, extra: Record<string, unknown>): string {
   const check = checkChatTemplate(ctx.template);
   if (check.status === 'missing') {
-    throw new ApiError('invalid_request', `${ctx.modelId} has no chat template (${TEMPLATE_SOURCE}); use /v1/completions`, 'messages');
+    throw new ApiError('invalid_request', `${ctx.modelId} has no chat template (${TEMPLATE_SOURCE}); use /v1/completions`, ctx.param ?? 'messages');
   }
   if (check.status === 'invalid') {
-    throw new ApiError('invalid_request', `the chat template of ${ctx.modelId} (${TEMPLATE_SOURCE}) cannot be parsed: ${check.error}; use /v1/completions`, 'messages');
+    throw new ApiError('invalid_request', `the chat template of ${ctx.modelId} (${TEMPLATE_SOURCE}) cannot be parsed: ${check.error}; use /v1/completions`, ctx.param ?? 'messages');
   }
   try {
     return check.compiled.render({
@@ -59,6 +61,6 @@ export function renderChat(ctx: ChatTemplateContext, messages: ChatMessage[], ad
     });
   } catch (err) {
     // Templates refuse conversations they do not support (e.g. roles out of order) with raise_exception.
-    throw new ApiError('invalid_request', `the chat template of ${ctx.modelId} (${TEMPLATE_SOURCE}) failed on these messages: ${(err as Error).message}`, 'messages');
+    throw new ApiError('invalid_request', `the chat template of ${ctx.modelId} (${TEMPLATE_SOURCE}) failed on these messages: ${(err as Error).message}`, ctx.param ?? 'messages');
   }
 }

@@ -1,5 +1,6 @@
 // The text_completion shapes: choices with text, the four-array logprobs, and stream chunks.
 import type { ChoiceState, TokenRecord } from '../choice-state.js';
+import { choiceFormat } from '../choice-format.js';
 import type { ResponseFormat } from '../send-job.js';
 
 export interface CompletionLogprobs {
@@ -34,7 +35,7 @@ function topByText(alternatives: (readonly [string, number])[]): Record<string, 
 }
 
 export function completionFormat(echo: boolean, logprobs: number | null): ResponseFormat {
-  return {
+  return choiceFormat({
     object: 'text_completion',
     chunkObject: 'text_completion',
     choice(index, state: ChoiceState) {
@@ -59,5 +60,5 @@ export function completionFormat(echo: boolean, logprobs: number | null): Respon
         finish_reason: increment.finishReason,
       };
     },
-  };
+  });
 }

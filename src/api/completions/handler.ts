@@ -1,7 +1,6 @@
 // POST /v1/completions: validate, convert to one GenerationJob, send as JSON or SSE.
 import type { Request, RequestHandler, Response } from 'express';
 import { responseId, type ApiContext } from '../api-context.js';
-import { ApiError } from '../../http/errors.js';
 import type { GenerationJob } from '../generation-job.js';
 import { toGenerationSettings } from '../sampling-fields.js';
 import { serveJob } from '../send-job.js';
@@ -9,11 +8,12 @@ import { resolveSwitch } from '../super-weights-field.js';
 import { completionFormat } from './format.js';
 import { completionRequestSchema, DEFAULT_COMPLETION_MAX_TOKENS, type CompletionRequest } from './schema.js';
 import { parseRequestBody } from '../request-body.js';
+import { COMPLETION_UNSUPPORTED, refuseUnsupported } from '../unsupported-fields.js';
 
 export function completionsHandler(ctx: ApiContext): RequestHandler {
   return async (req: Request, res: Response) => {
     const body = parseRequestBody(ctx, completionRequestSchema, req.body);
-    refuseUnimplemented(body);
+    refuseUnsupported(body, COMPLETION_UNSUPPORTED);
     const logprobs = body.logprobs ?? null;
     const echo = body.echo ?? false;
     const settings = toGenerationSettings(body, body.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS, logprobs ?? 0, ctx, 'max_tokens');
@@ -37,13 +37,6 @@ export function completionsHandler(ctx: ApiContext): RequestHandler {
       admissionParam: 'prompt',
     });
   };
-}
-
-function refuseUnimplemented(body: CompletionRequest): void {
-  if (body.best_of !== undefined && body.best_of !== null && body.best_of > 1) {
-    throw new ApiError('unsupported_parameter', 'best_of > 1 is not supported; use n and rank the choices by their logprobs', 'best_of');
-  }
-  if (body.suffix) throw new ApiError('unsupported_parameter', 'suffix (insertion) is not supported', 'suffix');
 }
 
 function normalizePrompts(prompt: CompletionRequest['prompt']): GenerationJob['prompts'] {

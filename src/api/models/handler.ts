@@ -1,38 +1,49 @@
-// GET /v1/models: the one served model, with llama.cpp-style `meta` carrying device and super-weight facts.
+// GET /v1/models: the one served model, with llama.cpp-style `meta` carrying device and super-weight
+// facts. GET /v1/models/{model}: that model, or 404 for any other id (the SDKs' models.retrieve).
 import type { RequestHandler } from 'express';
 import type { ApiContext } from '../api-context.js';
+import { ApiError } from '../../http/errors.js';
 import { checkChatTemplate } from '../chat/template.js';
+
+function servedModel(ctx: ApiContext, created: number): object {
+  const info = ctx.engine.info;
+  const template = checkChatTemplate(info.chatTemplate);
+  return {
+    id: ctx.modelId,
+    object: 'model',
+    created,
+    owned_by: 'swserve',
+    meta: {
+      architecture: info.architecture,
+      context_length: info.contextLength,
+      parameters: info.parameterCount,
+      vocab_size: info.vocabSize,
+      layers: info.numLayers,
+      hidden_size: info.hiddenSize,
+      intermediate_size: info.intermediateSize,
+      device: info.session.device,
+      device_id: info.session.deviceId ?? null,
+      compute_dtype: info.session.computeDtype,
+      device_fallback_reason: info.session.fallbackReason ?? null,
+      chat_template: template.status,
+      chat_template_error: template.status === 'invalid' ? template.error : null,
+      super_weights: info.knownSuperWeights.map((c) => ({ id: `${c.layer}:${c.row}:${c.col}`, layer: c.layer, row: c.row, col: c.col, value: c.originalValue })),
+    },
+  };
+}
 
 export function modelsHandler(ctx: ApiContext, created: number): RequestHandler {
   return (_req, res) => {
-    const info = ctx.engine.info;
-    const template = checkChatTemplate(info.chatTemplate);
-    res.json({
-      object: 'list',
-      data: [
-        {
-          id: ctx.modelId,
-          object: 'model',
-          created,
-          owned_by: 'swserve',
-          meta: {
-            architecture: info.architecture,
-            context_length: info.contextLength,
-            parameters: info.parameterCount,
-            vocab_size: info.vocabSize,
-            layers: info.numLayers,
-            hidden_size: info.hiddenSize,
-            intermediate_size: info.intermediateSize,
-            device: info.session.device,
-            device_id: info.session.deviceId ?? null,
-            compute_dtype: info.session.computeDtype,
-            device_fallback_reason: info.session.fallbackReason ?? null,
-            chat_template: template.status,
-            chat_template_error: template.status === 'invalid' ? template.error : null,
-            super_weights: info.knownSuperWeights.map((c) => ({ id: `${c.layer}:${c.row}:${c.col}`, layer: c.layer, row: c.row, col: c.col, value: c.originalValue })),
-          },
-        },
-      ],
-    });
+    res.json({ object: 'list', data: [servedModel(ctx, created)] });
+  };
+}
+
+export function modelHandler(ctx: ApiContext, created: number): RequestHandler {
+  return (req, res) => {
+    // The route's `*model` wildcard: an id with slashes (org/name) arrives as its segments.
+    const segments = req.params.model as unknown as string[];
+    const id = segments.join('/');
+    if (id !== ctx.modelId) throw new ApiError('model_not_found', `model "${id}" is not served here; this server serves "${ctx.modelId}"`, 'model');
+    res.json(servedModel(ctx, created));
   };
 }
