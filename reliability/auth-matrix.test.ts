@@ -23,6 +23,7 @@ const CREDENTIALS: Record<string, Record<string, string>> = {
 const BODIES: Record<string, unknown> = {
   '/v1/completions': { model: MODEL, prompt: 'The city of', max_tokens: 2 },
   '/v1/chat/completions': { model: MODEL, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 },
+  '/v1/responses': { model: MODEL, input: 'Hi', max_output_tokens: 2 },
   '/v1/ablations/compare': { model: MODEL, prompt: 'The city of', max_tokens: 2 },
   '/v1/super_weights/detect': { model: MODEL, max_super_weights: 1 },
 };
@@ -36,11 +37,13 @@ after(async () => {
 });
 
 function documentedRoutes(): { method: string; path: string; auth: boolean }[] {
-  const doc = openApiDocument() as { paths: Record<string, Record<string, { security?: unknown[] }>>; security?: unknown[] };
+  const doc = openApiDocument() as { paths: Record<string, Record<string, { security?: unknown[]; responses?: Record<string, unknown> }>>; security?: unknown[] };
   return Object.entries(doc.paths).flatMap(([path, item]) =>
     Object.entries(item)
       .filter(([method]) => ['get', 'post', 'put', 'delete', 'patch'].includes(method))
-      .map(([method, op]) => ({ method: method.toUpperCase(), path, auth: (op.security ?? doc.security ?? []).length > 0 })),
+      // Path parameters take the served model (the only {model} there is). A route needs the key when
+      // its security says so, or when it checks the key itself (the WebSocket's probe documents a 401).
+      .map(([method, op]) => ({ method: method.toUpperCase(), path: path.replace('{model}', MODEL), auth: (op.security ?? doc.security ?? []).length > 0 || '401' in (op.responses ?? {}) })),
   );
 }
 

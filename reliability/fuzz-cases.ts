@@ -30,6 +30,11 @@ const ROUTES: { path: string; base: () => Record<string, unknown>; fields: strin
     fields: ['model', 'messages', 'max_tokens', 'max_completion_tokens', 'logprobs', 'top_logprobs', 'n', 'stream', 'stop', 'temperature', 'super_weights', 'chat_template_kwargs', 'add_generation_prompt', 'seed', 'unknown_field'],
   },
   {
+    path: '/v1/responses',
+    base: () => ({ model: MODEL, input: 'Hello', max_output_tokens: 4, temperature: 0 }),
+    fields: ['model', 'input', 'instructions', 'max_output_tokens', 'temperature', 'top_p', 'stream', 'metadata', 'user', 'seed', 'top_k', 'super_weights', 'tools', 'store', 'text', 'unknown_field'],
+  },
+  {
     path: '/v1/ablations/compare',
     base: () => ({ model: MODEL, prompt: 'The city of', max_tokens: 3 }),
     fields: ['model', 'prompt', 'max_tokens', 'temperature', 'top_p', 'seed', 'states', 'unknown_field'],
@@ -130,7 +135,7 @@ function badBody(rng: Rng): FuzzCase {
 
 function badRoute(rng: Rng): FuzzCase {
   const method = pick(rng, ['GET', 'PUT', 'DELETE', 'PATCH', 'POST', 'OPTIONS']);
-  const path = pick(rng, ['/v1/completions', '/v1/embeddings', '/v1/../etc/passwd', '/v1/completions%zz', '/%', '/v1/models/demo', '/health?x=%zz', '/v1/completions?'.padEnd(4000, 'q'), '/v1//completions', '/ready', '/metrics']);
+  const path = pick(rng, ['/v1/completions', '/v1/embeddings', '/v1/models/demo', '/v1/models/other/name', '/v1/models/%zz', '/v1/activations', '/v1/../etc/passwd', '/v1/completions%zz', '/%', '/health?x=%zz', '/v1/completions?'.padEnd(4000, 'q'), '/v1//completions', '/ready', '/metrics']);
   return { kind: 'http', label: `${method} ${path.slice(0, 40)}`, request: { method, path, headers: { 'content-type': 'application/json' }, body: method === 'GET' ? undefined : '{}' } };
 }
 

@@ -102,6 +102,8 @@ export function toApiError(err: unknown): ApiError {
   if (e.type === 'entity.too.large') return new ApiError('body_too_large', 'request body is larger than the server accepts');
   if (e.type === 'entity.parse.failed') return new ApiError('invalid_json', `request body is not valid JSON: ${e.message ?? ''}`);
   if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') return new ApiError('unsupported_media_type', e.message ?? 'unsupported encoding');
+  // The router could not percent-decode a path parameter (`/v1/models/%zz`).
+  if (err instanceof URIError) return new ApiError('invalid_request', 'the request path is not valid percent-encoding');
   // Everything else body-parser and raw-body raise on a client's body (cut off, length mismatch, an
   // undecodable gzip/deflate/br stream from zlib) is an http-errors 4xx marked safe to expose.
   if (e.expose === true && typeof e.status === 'number' && e.status >= 400 && e.status < 500) {

@@ -117,6 +117,7 @@ const BAD: BadRow[] = [
   // --- Routes and methods ---
   { name: 'unknown route POST /v1/embeddings', path: '/v1/embeddings', body: { model: MODEL, input: 'hi' }, status: 404, code: 'route_not_found', param: null },
   { name: 'unknown route GET /v1/nothing', method: 'GET', path: '/v1/nothing', status: 404, code: 'route_not_found', param: null },
+  { name: 'GET /v1/models/%zz (a parameter that is not percent-encoding)', method: 'GET', path: '/v1/models/%zz', status: 400, code: 'invalid_request', param: null },
   { name: 'unknown route GET /nothing', method: 'GET', path: '/nothing', status: 404, code: 'route_not_found', param: null },
   { name: 'wrong method GET /v1/completions', method: 'GET', status: 405, code: 'method_not_allowed', param: null },
   { name: 'wrong method PUT /v1/chat/completions', method: 'PUT', path: CHAT, body: chat(), status: 405, code: 'method_not_allowed', param: null },

@@ -38,7 +38,7 @@ before(async () => {
   server = await startTestServer();
   fresh = (await fetchMetrics(server.url)).families;
   for (const { setting } of SWITCHES) {
-    const r = await complete(server.url, { model: server.modelId, prompt: 'Winter is', max_tokens: 4, n: 2, super_weights: setting });
+    const r = await complete(server.url, { model: server.modelId, prompt: 'Winter is', max_tokens: 4, n: 2, ignore_eos: true, super_weights: setting });
     const usage = r.usage as { prompt_tokens: number; completion_tokens: number };
     // Each of the n choices prefills its own copy of the prompt, and the counter counts prefilled tokens.
     promptTokens += 2 * usage.prompt_tokens;
