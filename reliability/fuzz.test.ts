@@ -112,7 +112,9 @@ async function run(url: string, c: FuzzCase): Promise<Outcome> {
     const body = res.body.toString('utf8');
     if (res.status >= 200 && res.status < 300) {
       const type = String(res.headers['content-type']);
-      if (type.startsWith('text/event-stream') && !body.endsWith('data: [DONE]\n\n')) return { answer: '2xx', problem: `a stream that did not end with [DONE]: ${body.slice(-200)}` };
+      // Chat and completions end with [DONE]; the Responses API with its response.completed event.
+      const ended = c.request.path === '/v1/responses' ? /event: response\.(completed|incomplete|failed)\n/.test(body) : body.endsWith('data: [DONE]\n\n');
+      if (type.startsWith('text/event-stream') && !ended) return { answer: '2xx', problem: `a stream that did not end properly: ${body.slice(-200)}` };
       if (type.startsWith('application/json')) {
         try {
           JSON.parse(body);

@@ -100,6 +100,8 @@ const BAD: BadRow[] = [
   { name: 'malformed JSON (single quotes)', body: "{'model':'tiny'}", status: 400, code: 'invalid_json', param: null },
   { name: 'JSON null body', body: 'null', status: 400, code: 'invalid_json', param: null },
   { name: 'JSON string body', body: '"hello"', status: 400, code: 'invalid_json', param: null },
+  { name: 'a field nested 100,000 deep', body: `{"model":"tiny","prompt":"hi","max_tokens":1,"extra":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`, status: 400, code: 'invalid_json', param: null, message: /deeper than 64/ },
+  { name: 'tools nested 100,000 deep', path: CHAT, body: `{"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`, status: 400, code: 'invalid_json', param: null },
   { name: 'top-level array', body: JSON.stringify([cmp()]), status: 400, code: 'invalid_request', param: null },
   { name: 'empty body', body: '', status: 400, code: 'invalid_request' },
   { name: 'empty body, chat', path: CHAT, body: '', status: 400, code: 'invalid_request' },
