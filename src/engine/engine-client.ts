@@ -112,9 +112,15 @@ export class EngineClient {
     }
   }
 
-  /** Ends the worker thread at once, as a crash would; supervision then replaces it. For fault drills and tests. */
-  async terminateWorker(): Promise<void> {
-    await this.worker.terminate();
+  /**
+   * Ends the worker thread at once, between two steps, as a crash would; supervision then replaces it.
+   * For fault drills and tests. (Not Worker.terminate(): ending the thread while onnxruntime runs
+   * aborts the process.) Resolves once the thread has exited.
+   */
+  async crashWorker(): Promise<void> {
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.post({ type: 'exit', code: 1 });
+    await exited;
   }
 
   /** Stops the worker after cancelling what is in flight. */

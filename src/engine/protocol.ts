@@ -170,7 +170,9 @@ export interface EngineInfo {
 export type WorkerInbound =
   | { type: 'submit'; request: GenerationRequest }
   | { type: 'cancel'; id: string }
-  | { type: 'shutdown' };
+  | { type: 'shutdown' }
+  /** Ends the thread at once with this exit code, as a crash would (fault drills); handled between steps. */
+  | { type: 'exit'; code: number };
 
 export type WorkerOutbound =
   | { type: 'ready'; info: EngineInfo }

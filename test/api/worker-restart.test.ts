@@ -49,7 +49,7 @@ describe('a dead engine worker', () => {
     const streamed = fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...LONG, stream: true }) });
     const plain = fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...LONG, n: 2 }) });
     await until(() => watcher.frames.filter((f) => f.type === 'step').length === 3, 'all three sequences generating');
-    await server.engine.terminateWorker();
+    await server.engine.crashWorker();
 
     const stream = await streamed;
     assert.equal(stream.status, 200);
