@@ -129,7 +129,7 @@ it('never-reading and pong-forging WebSocket clients and never-reading SSE clien
   const third = Math.floor(slow.length / 3);
   const peak = Math.max(...slow);
   figure('slow clients', `${PAUSED_WS} WebSocket clients not reading, ${FORGING_WS} not reading and forging pongs every 5 ms, ${SSE_CLIENTS} SSE streams (8 x 400 tokens, logprobs 5) not read; ${load.requests} traffic requests of 8 x 128 tokens over ${SLOW_PHASE_MS / 1000} s`);
-  figure('slow clients RSS', `baseline ${mib(baseline)} (peak of the same traffic and streams, read), peak with the slow clients ${mib(peak)} (+${mib(peak - baseline)}), last third ${mib(mean(slow.slice(2 * third)))} vs middle third ${mib(mean(slow.slice(third, 2 * third)))}`);
+  figure('slow clients RSS', `baseline ${mib(baseline)} (peak of the same traffic and streams, read), peak with the slow clients ${mib(peak)} (${peak >= baseline ? '+' : ''}${mib(peak - baseline)}), last third ${mib(mean(slow.slice(2 * third)))} vs middle third ${mib(mean(slow.slice(third, 2 * third)))}`);
   figure('slow clients frames dropped', dropped);
   figure('slow clients unread streams', `ended ${drained} ms after the traffic stopped; their connections closed by the server ${streamsDroppedAfter} ms after that (idle timeout ${IDLE_TIMEOUT_SECONDS} s)`);
   assert.ok(peak - baseline < RSS_GROWTH_BOUND, `RSS grew by ${mib(peak - baseline)}`);

@@ -104,9 +104,10 @@ export async function startServer(config: ServerConfig, log: Log = (m) => consol
     while (inFlight.some((res) => !res.writableEnded) && Date.now() < deadline) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
     const unfinished = connections.endAll(new ApiError('shutting_down', 'the server shut down before this request finished'));
     if (unfinished > 0) log(`shutdown: the grace period of ${config.shutdownGraceSeconds}s ran out; ended ${unfinished} request(s) with shutting_down`);
+    // Nothing new is accepted from here on; then the engine stops behind the answers just sent.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     if (state === 'ready') await (await ready).close();
     telemetry?.close();
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     await Promise.race([closed, new Promise((r) => setTimeout(r, FLUSH_MS).unref())]);
     server.closeAllConnections();
     await closed;
