@@ -8,17 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readModelSuperWeights } from '../src/superweights/model-super-weights.js';
-import { buildTinyCheckpoint, type TinyModelSpec } from '../test/helpers/tiny-checkpoint.js';
 import { measure, medianRun, type Measurement } from './engine-measure.js';
+import { ensureModelShape, MODEL_SHAPES } from './model-shapes.js';
 
 const DEMO_DIR = 'models/demo';
-
-// A random Llama of about 100M parameters (issue 2's benchmark shape), and a demo-sized stand-in
-// for when models/demo has not been trained yet.
-const RANDOM_MODELS: Record<string, TinyModelSpec> = {
-  'random-100m': { arch: 'llama', hiddenSize: 768, intermediateSize: 2048, numLayers: 12, numHeads: 12, numKvHeads: 4, vocabSize: 8192, maxPositionEmbeddings: 2048, seed: 1 },
-  'random-demo-size': { arch: 'llama', hiddenSize: 256, intermediateSize: 768, numLayers: 6, numHeads: 8, numKvHeads: 4, vocabSize: 4096, maxPositionEmbeddings: 1024, seed: 1 },
-};
 
 interface Result extends Measurement {
   model: string;
@@ -35,36 +28,30 @@ async function main(): Promise<void> {
       repeats: { type: 'string', default: '3' },
     },
   });
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'swserve-bench-'));
   const results: Result[] = [];
-  try {
-    for (const name of values.models.split(',')) {
-      let dir: string;
-      let label = name;
-      if (name === 'demo' && fs.existsSync(path.join(DEMO_DIR, 'model.safetensors'))) {
-        dir = DEMO_DIR;
-      } else {
-        const spec = RANDOM_MODELS[name === 'demo' ? 'random-demo-size' : name];
-        if (!spec) throw new Error(`unknown model ${name}; use demo or ${Object.keys(RANDOM_MODELS).join(', ')}`);
-        if (name === 'demo') label = 'random-demo-size (models/demo not trained yet)';
-        dir = path.join(scratch, name);
-        buildTinyCheckpoint(dir, spec);
-      }
-      const known = readModelSuperWeights(dir);
-      for (const batch of values.batches.split(',').map(Number)) {
-        const runs: Record<string, Measurement[]> = { false: [], true: [] };
-        for (let rep = 0; rep < Number(values.repeats); rep++) {
-          for (const instrument of [false, true]) {
-            const r = await measure({ modelDir: dir, known, instrument, batch, tokens: Number(values.tokens), promptLength: Number(values.prompt) });
-            runs[String(instrument)]!.push(r);
-            process.stderr.write(`${label} batch=${batch} instrumented=${instrument}: ${r.decodeTokensPerSecond.toFixed(1)} tok/s\n`);
-          }
-        }
-        for (const instrument of [false, true]) results.push({ model: label, ...medianRun(runs[String(instrument)]!) });
-      }
+  for (const name of values.models.split(',')) {
+    let dir: string;
+    let label = name;
+    if (name === 'demo' && fs.existsSync(path.join(DEMO_DIR, 'model.safetensors'))) {
+      dir = DEMO_DIR;
+    } else {
+      const shape = name === 'demo' ? 'random-demo-size' : name;
+      if (!MODEL_SHAPES[shape]) throw new Error(`unknown model ${name}; use demo or ${Object.keys(MODEL_SHAPES).join(', ')}`);
+      if (name === 'demo') label = 'random-demo-size (models/demo not trained yet)';
+      dir = ensureModelShape(shape);
     }
-  } finally {
-    fs.rmSync(scratch, { recursive: true, force: true });
+    const known = readModelSuperWeights(dir);
+    for (const batch of values.batches.split(',').map(Number)) {
+      const runs: Record<string, Measurement[]> = { false: [], true: [] };
+      for (let rep = 0; rep < Number(values.repeats); rep++) {
+        for (const instrument of [false, true]) {
+          const r = await measure({ modelDir: dir, known, instrument, batch, tokens: Number(values.tokens), promptLength: Number(values.prompt) });
+          runs[String(instrument)]!.push(r);
+          process.stderr.write(`${label} batch=${batch} instrumented=${instrument}: ${r.decodeTokensPerSecond.toFixed(1)} tok/s\n`);
+        }
+      }
+      for (const instrument of [false, true]) results.push({ model: label, ...medianRun(runs[String(instrument)]!) });
+    }
   }
   console.log('| model | batch | tok/s plain | tok/s instrumented | instrumentation cost | outside session.run (instrumented) | prefill ms |');
   console.log('|---|---|---|---|---|---|---|');

@@ -121,6 +121,26 @@ export class GraphBuilder {
     return outputs;
   }
 
+  /**
+   * A single-output node with an exact name (exporters that follow another tool's naming, e.g. Optimum's
+   * `/model/layers.0/mlp/down_proj/MatMul`); its output is `${name}_output_0`, as torch.onnx names it.
+   */
+  namedOp(name: string, opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    const output = `${name}_output_0`;
+    this.claim(name);
+    this.claim(output);
+    this.nodes.push(
+      create(NodeProtoSchema, {
+        opType,
+        name,
+        input: inputs,
+        output: [output],
+        attribute: Object.entries(attrs).map(([key, value]) => attribute(key, value)),
+      }),
+    );
+    return output;
+  }
+
   /** Single-output shorthand for `node`. */
   op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
     return this.node(opType, inputs, attrs)[0]!;
