@@ -16,6 +16,8 @@ export interface GenerationJob {
   switchPlan: SwitchPlan;
   /** The request field engine refusals of the prompt are about ('prompt', or 'messages' for chat). */
   promptParam: string;
+  /** The request field engine refusals of the switch plan are about (super_weights, its header, states[i]). */
+  switchParam: string;
   /** The id telemetry reports: the client's X-Request-Id, else the response id. */
   requestId?: string;
   /** For one state of an A/B comparison (one prompt, n = 1). */
@@ -68,7 +70,8 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
     const { event } = next.value;
     if (event.type === 'error') {
       void events.return(undefined);
-      throw new ApiError(event.kind, event.message, event.kind === 'engine_failure' ? null : job.promptParam);
+      const param = event.kind === 'engine_failure' ? null : event.field === 'switch' ? job.switchParam : job.promptParam;
+      throw new ApiError(event.kind, param === null ? event.message : `${param}: ${event.message}`, param);
     }
     if (event.type === 'accepted') {
       accepted++;

@@ -7,7 +7,7 @@ import { DEFAULT_SCHEDULER_LIMITS } from '../engine/scheduler.js';
 import { detectionChart } from '../superweights/charts/detection-chart.js';
 import { DEFAULT_DETECTION_OPTIONS, detectSuperWeights, type DetectionOptions, type DetectionResult } from '../superweights/detection.js';
 import { detectionJson, STOP_REASONS } from '../superweights/detection-report.js';
-import { parseDevice } from '../engine/device.js';
+import { DEVICE_CHOICES, parseDevice } from '../engine/device.js';
 import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
 import { numberFlag } from './number-flag.js';
@@ -26,7 +26,7 @@ export const DETECT_COMMAND = {
     'spike-ratio': { type: 'string', value: 'R', description: 'A layer spikes when max |input| and |output| reach R times the median over layers.', defaultNote: String(DEFAULT_DETECTION_OPTIONS.spikeRatio) },
     'min-magnitude': { type: 'string', value: 'M', description: 'And when both reach this magnitude.', defaultNote: String(DEFAULT_DETECTION_OPTIONS.minMagnitude) },
     'max-count': { type: 'string', value: 'N', description: 'Stop after this many super weights.', defaultNote: String(DEFAULT_DETECTION_OPTIONS.maxSuperWeights) },
-    device: { type: 'string', value: 'cpu|cuda[:N]', default: 'cpu', description: 'Where the model runs.' },
+    device: { type: 'string', value: DEVICE_CHOICES, default: 'cpu', description: 'Where the model runs.' },
   },
 } as const satisfies CommandSpec<FlagTable>;
 

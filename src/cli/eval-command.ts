@@ -12,7 +12,7 @@ import { evaluate, PAPER_SWEEP_SCALES, type EvaluationResult } from '../superwei
 import { evaluationJson, type EvaluationContext } from '../superweights/evaluation-report.js';
 import { defaultLargestCount, largestDownProjWeights } from '../superweights/largest-weights.js';
 import { coordinateId } from '../model/switch-plan.js';
-import { parseDevice } from '../engine/device.js';
+import { DEVICE_CHOICES, parseDevice } from '../engine/device.js';
 import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
 import { numberFlag } from './number-flag.js';
@@ -38,7 +38,7 @@ export const EVAL_COMMAND = {
     detect: { type: 'boolean', default: false, description: 'Detect the super weights first when nothing else knows them.' },
     json: { type: 'boolean', default: false, description: 'Print JSON instead of a table.' },
     chart: { type: 'string', value: 'FILE', default: DEFAULT_CHART_FILE, description: 'Where to write the SVG chart of the scale sweep.' },
-    device: { type: 'string', value: 'cpu|cuda[:N]', default: 'cpu', description: 'Where the model runs.' },
+    device: { type: 'string', value: DEVICE_CHOICES, default: 'cpu', description: 'Where the model runs.' },
   },
 } as const satisfies CommandSpec<FlagTable>;
 

@@ -7,7 +7,7 @@ import { openCheckpoint } from '../model/checkpoint.js';
 import { resolveSuperWeights } from '../superweights/resolve-super-weights.js';
 import { coordinateId } from '../model/switch-plan.js';
 import { parseSwitchSetting } from '../superweights/switch-setting.js';
-import { parseDevice } from '../engine/device.js';
+import { DEVICE_CHOICES, parseDevice } from '../engine/device.js';
 import { parseCommandLine, UsageError, type CommandSpec, type FlagTable } from './command-line.js';
 import { resolveModelDir } from './model-location.js';
 
@@ -19,7 +19,7 @@ export const GENERATE_COMMAND = {
     prompt: { type: 'string', value: 'TEXT', description: 'Prompt text (the model\'s BOS is added); required.' },
     'max-tokens': { type: 'string', value: 'N', default: '64', description: 'Tokens to generate at most.' },
     'super-weights': { type: 'string', value: 'on|off|scale=X', default: 'on', description: 'What to do with the known super weights: keep, zero, or scale them.' },
-    device: { type: 'string', value: 'cpu|cuda[:N]', default: 'cpu', description: 'Where the model runs.' },
+    device: { type: 'string', value: DEVICE_CHOICES, default: 'cpu', description: 'Where the model runs.' },
     temperature: { type: 'string', value: 'T', default: '0', description: 'Sampling temperature; 0 is greedy.' },
     'top-p': { type: 'string', value: 'P', default: '1', description: 'Nucleus sampling mass.' },
     seed: { type: 'string', value: 'S', description: 'Random seed for sampling (default: a random one).' },

@@ -1,5 +1,6 @@
 // `swserve serve`: the OpenAI-compatible server. Flags override SWSERVE_* variables, which override
 // the --config file, which overrides config/server.json.
+import { DEVICE_CHOICES } from '../engine/device.js';
 import { loadServerConfig, readDefaultConfig, setPath, settingValue } from '../config/server-config.js';
 import { startServer } from '../server.js';
 import { parseCommandLine, type CommandSpec, type FlagSpec, type FlagTable } from './command-line.js';
@@ -18,7 +19,7 @@ const CONFIG_FLAGS: Record<string, ConfigFlag> = {
   model: { key: 'model', value: 'DIR|ORG/NAME', description: 'Model folder (Hugging Face layout) or hub repository id.' },
   port: { key: 'port', value: 'N', description: 'TCP port to listen on (0 picks a free one).' },
   host: { key: 'host', value: 'H', description: 'Address to listen on.' },
-  device: { key: 'device', value: 'cpu|cuda[:N]', description: 'Where the model runs; CUDA falls back to CPU loudly when it cannot start.' },
+  device: { key: 'device', value: DEVICE_CHOICES, description: 'Where the model runs; CUDA and WebGPU fall back to CPU loudly when they cannot start.' },
   'api-key': { key: 'apiKey', value: 'K', description: 'Require Authorization: Bearer K on /v1 and the activation stream.', unset: 'none, no key is asked for' },
   'served-model-name': { key: 'servedModelName', value: 'NAME', description: 'The id clients send as `model`.', unset: "the model folder's name" },
   'super-weights': { key: 'superWeightsFile', value: 'FILE', description: "Super-weight coordinates (a list, or a registry file consulted before the built-in one) instead of the model's own.", unset: "the model's super_weights.json, else the registry" },
@@ -30,6 +31,9 @@ const CONFIG_FLAGS: Record<string, ConfigFlag> = {
   'max-n': { key: 'limits.maxN', value: 'N', description: 'Cap on n (choices per prompt).' },
   'max-body-bytes': { key: 'limits.maxBodyBytes', value: 'N', description: 'Largest request body accepted (413 beyond).' },
   instrument: { key: 'instrument', value: 'true|false', description: 'Build the graph with the super-weight switch and activation taps; false serves a plain graph that refuses switches (for overhead comparisons).' },
+  'request-timeout-seconds': { key: 'connections.requestTimeoutSeconds', value: 'S', description: 'Headers and body must arrive within this time (408 beyond).' },
+  'idle-timeout-seconds': { key: 'connections.idleTimeoutSeconds', value: 'S', description: 'A connection that moves no bytes this long is closed, unless its response is still being computed.' },
+  'max-write-buffer-bytes': { key: 'connections.maxWriteBufferBytes', value: 'N', description: 'Bytes of a stream held for a client that does not read before it is dropped.' },
   'allowed-origins': { key: 'allowedOrigins', value: 'ORIGIN[,ORIGIN...]|*', description: 'Browser origins allowed to call the API (CORS, with preflight); * allows any.', unset: 'none, CORS is off' },
   'shutdown-grace-seconds': { key: 'shutdownGraceSeconds', value: 'S', description: 'On SIGTERM, how long in-flight requests may finish before they are ended.' },
 };

@@ -26,11 +26,22 @@ const limitsSchema = z
     path: ['maxNumBatchedTokens'],
   });
 
+const connectionsSchema = z.strictObject({
+  /** Headers and body must arrive within this many seconds (408 otherwise): a dripped body is not held. */
+  requestTimeoutSeconds: z.number().positive(),
+  /** A connection that moves no bytes for this long is closed, unless the server is still computing its response. */
+  idleTimeoutSeconds: z.number().positive(),
+  /** Bytes of a stream the server holds for a client that does not read (beyond the kernel's buffers) before dropping it. */
+  maxWriteBufferBytes: z.number().int().positive(),
+});
+
 const telemetrySchema = z.strictObject({
   /** Clients the /v1/activations WebSocket admits at once. */
   maxClients: z.number().int().min(0),
   /** Frames each WebSocket client may have waiting; beyond that its oldest are dropped. */
   clientBufferFrames: z.number().int().positive(),
+  /** ...and at most this many bytes waiting, in the server and the socket together. */
+  clientBufferBytes: z.number().int().positive(),
 });
 
 // Overrides of the detection defaults in src/superweights/detection.ts (where their sources are cited).
@@ -49,9 +60,10 @@ export const serverConfigSchema = z.strictObject({
   model: z.string().min(1),
   /** The id clients send as `model`; defaults to the model folder's name. */
   servedModelName: z.string().min(1).optional(),
-  device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected cpu, cuda or cuda:N'),
+  device: z.string().regex(/^(cpu|cuda(:\d+)?|webgpu)$/, 'expected cpu, cuda, cuda:N or webgpu'),
   apiKey: z.string().min(1).optional(),
   limits: limitsSchema,
+  connections: connectionsSchema,
   shutdownGraceSeconds: z.number().min(0),
   pingIntervalSeconds: z.number().positive(),
   /** Build the graph with the super-weight switch and activation taps; off serves a plain graph (overhead comparisons). */
@@ -92,9 +104,13 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_MAX_TOKENS: 'limits.maxTokens',
   SWSERVE_MAX_N: 'limits.maxN',
   SWSERVE_MAX_BODY_BYTES: 'limits.maxBodyBytes',
+  SWSERVE_REQUEST_TIMEOUT_SECONDS: 'connections.requestTimeoutSeconds',
+  SWSERVE_IDLE_TIMEOUT_SECONDS: 'connections.idleTimeoutSeconds',
+  SWSERVE_MAX_WRITE_BUFFER_BYTES: 'connections.maxWriteBufferBytes',
   SWSERVE_SHUTDOWN_GRACE_SECONDS: 'shutdownGraceSeconds',
   SWSERVE_TELEMETRY_MAX_CLIENTS: 'telemetry.maxClients',
   SWSERVE_TELEMETRY_CLIENT_BUFFER_FRAMES: 'telemetry.clientBufferFrames',
+  SWSERVE_TELEMETRY_CLIENT_BUFFER_BYTES: 'telemetry.clientBufferBytes',
   SWSERVE_ALLOWED_ORIGINS: 'allowedOrigins',
 };
 

@@ -4,9 +4,10 @@
 // laid out in the KV cache and packed, the graph runs, the new keys and values are written in place,
 // and each sequence books its tokens (step-outputs.ts). A fault outside the run fails only the
 // sequences it concerns.
-import { coordinateId, coordinateProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
-import { openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
-import { readTensorElement } from '../model/safetensors.js';
+import { coordinateId, coordinateProblems, switchOverflowProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
+import { downProjElement, openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
+import type { ComputeDtype } from '../model/graph-context.js';
+import { modelFolderName } from '../model/hub-cache.js';
 import { stopWordTokenIds } from './stop-words.js';
 import { ComparisonGroup, ScoringPass } from './comparison.js';
 import { HostKvCache, type KvCache, type KvGeometry } from './kv-cache.js';
@@ -31,6 +32,8 @@ export interface EngineOptions {
   /** Cap on prompt + output tokens; defaults to the model's max_position_embeddings. */
   contextLength?: number;
   intraOpThreads?: number;
+  /** The device's choice unless set (float32 on CPU, float16 on CUDA and WebGPU); set to compare devices at one precision. */
+  computeDtype?: ComputeDtype;
   onWarning?: (message: string) => void;
 }
 
@@ -95,12 +98,13 @@ export class EngineCore {
       device: options.device,
       instrument: options.instrument,
       intraOpThreads: options.intraOpThreads,
+      computeDtype: options.computeDtype,
       onWarning: options.onWarning,
     });
     const info: EngineInfo = {
       modelDir: checkpoint.dir,
       loadMs: { checkpoint: opened - started, tokenizer: tokenized - opened, ...session.info.loadMs, total: 0 },
-      modelId: spec.nameOrPath || checkpoint.dir.split('/').pop()!,
+      modelId: spec.nameOrPath || modelFolderName(checkpoint.dir),
       architecture: spec.architecture,
       parameterCount: parameterCount(checkpoint),
       contextLength: Math.min(options.contextLength ?? spec.maxPositionEmbeddings, spec.maxPositionEmbeddings),
@@ -338,7 +342,7 @@ export class EngineCore {
     if (group?.failure && group.seen >= group.size) this.comparisons.delete(group.id);
   }
 
-  private validate(request: GenerationRequest): number[] | { kind: EngineErrorKind; message: string } {
+  private validate(request: GenerationRequest): number[] | { kind: EngineErrorKind; message: string; field?: 'switch' } {
     const invalid = (message: string): { kind: EngineErrorKind; message: string } => ({ kind: 'invalid_request', message });
     let ids: number[];
     if ('text' in request.prompt) {
@@ -363,10 +367,11 @@ export class EngineCore {
     const c = request.comparison;
     if (c && (request.maxTokens === 0 || !(c.index >= 0 && c.index < c.size))) return invalid('a comparison member must generate and have an index below the group size');
     if (!this.session.info.instrumented && request.switchPlan.entries.some((e) => e.scale !== 1)) {
-      return invalid('this engine runs the plain graph (instrument off), which has no super-weight switch');
+      return { kind: 'invalid_request', message: 'this engine runs the plain graph (instrument off), which has no super-weight switch', field: 'switch' };
     }
     const problems = switchPlanProblems(request.switchPlan, this.checkpoint.spec);
-    return problems.length > 0 ? invalid(problems.join('; ')) : ids;
+    if (problems.length === 0) problems.push(...switchOverflowProblems(request.switchPlan, (c) => this.weightValue(c)));
+    return problems.length > 0 ? { kind: 'invalid_request', message: problems.join('; '), field: 'switch' } : ids;
   }
 
   private stats(step: ScheduledStep<Work>, packed: PackedStep, runMs: number, totalMs: number): StepStats {
@@ -394,8 +399,7 @@ export class EngineCore {
     const id = coordinateId(c);
     let value = this.weightValues.get(id);
     if (value === undefined) {
-      const entry = this.checkpoint.tensors.get(this.checkpoint.layout.layers[c.layer]!.down)!;
-      value = readTensorElement(this.checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
+      value = downProjElement(this.checkpoint, c);
       this.weightValues.set(id, value);
     }
     return value;

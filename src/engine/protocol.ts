@@ -9,8 +9,10 @@ export interface GenerationRequest {
   id: string;
   /** Text is tokenized with the model's special tokens (BOS) unless `addSpecialTokens` is false (chat templates add their own). */
   prompt: { text: string; addSpecialTokens?: boolean } | { tokenIds: number[] };
-  /** 0 scores the prompt only (with `promptLogprobs`), generating nothing; null runs to the end of the context. */
+  /** 0 scores the prompt only (with `promptLogprobs`), generating nothing; null runs to the end of the context... */
   maxTokens: number | null;
+  /** ...or, with maxTokens null, at most this many tokens (a server's limit), whichever comes first. */
+  maxTokensLimit?: number;
   sampling: SamplingParams;
   /** Selects the random stream for the seed, so choices of one request differ. */
   streamIndex: number;
@@ -136,8 +138,11 @@ export type SequenceEvent =
       /** For a comparison member: its state's scores of the baseline's tokens. */
       comparison?: ComparisonScores;
     }
-  /** The request itself is wrong (`invalid_request`, `context_length_exceeded`) or the engine could not serve it. */
-  | { type: 'error'; id: string; kind: EngineErrorKind; message: string };
+  /**
+   * The request itself is wrong (`invalid_request`, `context_length_exceeded`) or the engine could not
+   * serve it; `field` says which part of a wrong request (the prompt unless it is the switch plan).
+   */
+  | { type: 'error'; id: string; kind: EngineErrorKind; message: string; field?: 'prompt' | 'switch' };
 
 export interface StepStats {
   /** 'prefill' when the step fed prompt tokens (decodes may share it), else 'decode'. */
@@ -197,7 +202,9 @@ export type WorkerInbound =
   | { type: 'cancel'; id: string }
   /** Whether anyone (a WebSocket subscriber) wants decode steps' activation frames; prefill frames always come. */
   | { type: 'frames'; decode: boolean }
-  | { type: 'shutdown' };
+  | { type: 'shutdown' }
+  /** Ends the thread at once with this exit code, as a crash would (fault drills); handled between steps. */
+  | { type: 'exit'; code: number };
 
 export type WorkerOutbound =
   | { type: 'ready'; info: EngineInfo }

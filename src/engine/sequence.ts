@@ -120,7 +120,7 @@ export class Sequence implements Schedulable {
       return { text: match.emit, finished: this.finish('stop') };
     }
     const atContextEnd = this.promptIds.length + this.outputIds.length >= this.contextLength;
-    if (this.outputIds.length >= (request.maxTokens ?? Infinity) || atContextEnd) return { text: match.emit, finished: this.finish('length') };
+    if (this.outputIds.length >= (request.maxTokens ?? request.maxTokensLimit ?? Infinity) || atContextEnd) return { text: match.emit, finished: this.finish('length') };
     return { text: match.emit, finished: false };
   }
 

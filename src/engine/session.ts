@@ -1,8 +1,12 @@
 // The only file that touches onnxruntime: builds the decoder graph for the chosen device, creates the
-// session (falling back to CPU loudly when CUDA cannot start), and runs one batch step.
+// session (falling back to CPU loudly when CUDA or WebGPU cannot start), and runs one batch step. The
+// KV cache lives on the host (kv-cache.ts): each step sends its rows' views and gets back only the new
+// tokens' keys and values, on every device.
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
-import { buildDecoderGraph } from '../model/decoder-graph.js';
+import { buildServingGraph } from '../model/serving-graph.js';
+import { DECODER_OPSET } from '../model/decoder-graph.js';
+import { GraphBuilder } from '../model/onnx-graph.js';
 import type { ComputeDtype } from '../model/graph-context.js';
 import type { DeviceRequest } from './device.js';
 import { decodePastKey, decodePastValue, INPUT, OUTPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from '../model/graph-io.js';
@@ -67,11 +71,11 @@ export interface StepFetches {
 }
 
 export interface SessionInfo {
-  device: 'cpu' | 'cuda';
+  device: 'cpu' | 'cuda' | 'webgpu';
   deviceId?: number;
   computeDtype: ComputeDtype;
   instrumented: boolean;
-  /** Why a requested CUDA device is not in use. */
+  /** Why a requested CUDA or WebGPU device is not in use, or why it computes in float32. */
   fallbackReason?: string;
   graphNodes: number;
   /** Milliseconds to build the graph and to create the session (weights read and prepacked). */
@@ -88,39 +92,71 @@ export interface ModelSession {
 export interface ModelSessionOptions {
   device: DeviceRequest;
   instrument: boolean;
-  /** float32 on CPU and float16 on CUDA unless set (tests run the float16 graph on CPU). */
+  /** float32 on CPU, float16 on CUDA and on WebGPU devices with shader-f16, unless set (tests run the float16 graph on CPU). */
   computeDtype?: ComputeDtype;
   /** Threads for one operator; onnxruntime's default uses every core. */
   intraOpThreads?: number;
   onWarning?: (message: string) => void;
 }
 
+type Provider = 'cpu' | 'cuda' | 'webgpu';
+
 export async function createModelSession(checkpoint: Checkpoint, options: ModelSessionOptions): Promise<ModelSession> {
-  if (options.device.kind === 'cuda') {
-    try {
-      return await open(checkpoint, options, 'cuda', options.device.deviceId);
-    } catch (err) {
-      const reason = `CUDA device ${options.device.deviceId} could not start: ${(err as Error).message.split('\n')[0]}`;
-      options.onWarning?.(`${reason}; falling back to CPU`);
-      const session = await open(checkpoint, options, 'cpu');
-      session.info.fallbackReason = reason;
-      return session;
-    }
+  const { device } = options;
+  if (device.kind === 'cpu') return open(checkpoint, options, 'cpu');
+  const name = device.kind === 'cuda' ? `CUDA device ${device.deviceId}` : 'WebGPU';
+  try {
+    return await openOnDevice(checkpoint, options, device.kind, device.kind === 'cuda' ? device.deviceId : 0);
+  } catch (err) {
+    const reason = `${name} could not start: ${(err as Error).message.split('\n')[0]}`;
+    options.onWarning?.(`${reason}; falling back to CPU`);
+    const session = await open(checkpoint, options, 'cpu');
+    session.info.fallbackReason = reason;
+    return session;
   }
-  return open(checkpoint, options, 'cpu');
 }
 
-async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device: 'cpu' | 'cuda', deviceId = 0): Promise<ModelSession> {
-  const computeDtype: ComputeDtype = options.computeDtype ?? (device === 'cuda' ? 'float16' : 'float32');
+async function openOnDevice(checkpoint: Checkpoint, options: ModelSessionOptions, provider: 'cuda' | 'webgpu', deviceId: number): Promise<ModelSession> {
+  if (provider === 'cuda' || options.computeDtype) return open(checkpoint, options, provider, deviceId);
+  // float16 where the adapter has shader-f16; onnxruntime would otherwise run those nodes on the CPU.
+  if (await webgpuHasFloat16()) return open(checkpoint, { ...options, computeDtype: 'float16' }, provider);
+  const session = await open(checkpoint, { ...options, computeDtype: 'float32' }, provider);
+  session.info.fallbackReason = 'the WebGPU adapter has no shader-f16: computing in float32';
+  options.onWarning?.(session.info.fallbackReason);
+  return session;
+}
+
+/** A one-node float16 graph that may not fall back to the CPU: it loads only where WebGPU computes float16. */
+async function webgpuHasFloat16(): Promise<boolean> {
+  const g = new GraphBuilder();
+  const x = g.input('x', 'float16', [2, 2]);
+  g.output(g.op('MatMul', [x, x]), 'y', 'float16', [2, 2]);
+  try {
+    const probe = await ort.InferenceSession.create(g.toModelBytes({ opset: DECODER_OPSET, producerName: 'swserve' }), {
+      executionProviders: ['webgpu'],
+      extra: { session: { disable_cpu_ep_fallback: '1' } },
+    });
+    await probe.release();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device: Provider, deviceId = 0): Promise<ModelSession> {
   const started = performance.now();
-  const graph = buildDecoderGraph(checkpoint, { computeDtype, instrument: options.instrument });
+  const graph = buildServingGraph(checkpoint, {
+    computeDtype: options.computeDtype ?? (device === 'cuda' ? 'float16' : 'float32'),
+    instrument: options.instrument,
+  });
+  const { computeDtype } = graph;
   const built = performance.now();
   const session = await ort.InferenceSession.create(graph.bytes, {
-    executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId }] : ['cpu'],
+    executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId }] : [device],
     graphOptimizationLevel: 'all',
     ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    // The graph is held in memory; its external data lives in the checkpoint folder.
-    extra: { session: { model_external_initializers_file_folder_path: checkpoint.dir } },
+    // The graph is held in memory; its external data lives in the checkpoint folder (or the hub cache's blobs/).
+    extra: { session: { model_external_initializers_file_folder_path: checkpoint.externalDataDir } },
   });
   const info: SessionInfo = {
     device,

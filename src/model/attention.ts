@@ -38,7 +38,7 @@ export function attentionGroups(ctx: GraphContext, positionIds: string, pastKeyI
   const realIndex = g.input(INPUT.prefillRealIndex, 'int64', ['prefill_tokens']);
 
   const pastSlots = g.op('Gather', [g.op('Shape', [pastKeyInput]), g.int64s([2])], { axis: 0 });
-  const slots = range(ctx, pastSlots);
+  const slots = int64Range(ctx, pastSlots);
   const zero = scalar(ctx, 0);
   const masked = scalar(ctx, MASKED);
   const additive = (visible: string): string => g.op('Where', [visible, zero, masked]);
@@ -63,7 +63,7 @@ export function attentionGroups(ctx: GraphContext, positionIds: string, pastKeyI
     g.op('Less', [g.op('Unsqueeze', [slots, g.int64s([0, 1])]), g.op('Unsqueeze', [prefillLengths, g.int64s([1, 2])])]),
     inWindow(queryPositions, g.op('Unsqueeze', [slots, g.int64s([0, 1])])),
   );
-  const steps = range(ctx, chunk);
+  const steps = int64Range(ctx, chunk);
   const queryStep = g.op('Unsqueeze', [steps, g.int64s([1])]);
   const keyStep = g.op('Unsqueeze', [steps, g.int64s([0])]);
   const causal = g.op('And', [g.op('LessOrEqual', [keyStep, queryStep]), g.op('Unsqueeze', [tokenMask, g.int64s([1])])]);
@@ -125,7 +125,7 @@ export function groupAttention(ctx: GraphContext, group: AttentionGroup, groups:
 }
 
 /** int64 [n] = 0, 1, ..., n - 1 for a [1]-shaped n. */
-function range(ctx: GraphContext, count: string): string {
+export function int64Range(ctx: GraphContext, count: string): string {
   const { g } = ctx;
   const scalarOf = (values: string): string => g.op('Squeeze', [values, g.int64s([0])]);
   return g.op('Range', [scalarOf(g.int64s([0])), scalarOf(count), scalarOf(g.int64s([1]))]);

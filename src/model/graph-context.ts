@@ -27,7 +27,7 @@ export function weight(ctx: GraphContext, name: string): string {
   const init = ctx.g.externalInitializer(name, {
     dtype: stored,
     dims: entry.shape,
-    location: entry.file,
+    location: ctx.checkpoint.dataLocations.get(entry.file)!,
     offset: entry.offset,
     length: entry.byteLength,
   });

@@ -24,7 +24,8 @@ export function addInstrumentationInputs(ctx: GraphContext, numLayers: number): 
   const rows = g.input(INPUT.switchRows, 'int64', ['switch_total']);
   const cols = g.input(INPUT.switchCols, 'int64', ['switch_total']);
   const widths = g.input(INPUT.switchWidths, 'int64', [numLayers]);
-  const split = (value: string, axis: number): string[] => (numLayers === 1 ? [value] : g.node('Split', [value, widths], { axis }, numLayers));
+  // Copies: the engine's export path replaces entries, which must not rename the Split's outputs.
+  const split = (value: string, axis: number): string[] => (numLayers === 1 ? [value] : [...g.node('Split', [value, widths], { axis }, numLayers)]);
   return {
     rows: split(rows, 0),
     cols: split(cols, 0),

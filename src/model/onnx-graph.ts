@@ -121,6 +121,26 @@ export class GraphBuilder {
     return outputs;
   }
 
+  /**
+   * A single-output node with an exact name (exporters that follow another tool's naming, e.g. Optimum's
+   * `/model/layers.0/mlp/down_proj/MatMul`); its output is `${name}_output_0`, as torch.onnx names it.
+   */
+  namedOp(name: string, opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    const output = `${name}_output_0`;
+    this.claim(name);
+    this.claim(output);
+    this.nodes.push(
+      create(NodeProtoSchema, {
+        opType,
+        name,
+        input: inputs,
+        output: [output],
+        attribute: Object.entries(attrs).map(([key, value]) => attribute(key, value)),
+      }),
+    );
+    return output;
+  }
+
   /** Single-output shorthand for `node`. */
   op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
     return this.node(opType, inputs, attrs)[0]!;
@@ -153,6 +173,16 @@ export class GraphBuilder {
       }),
     );
     return name;
+  }
+
+  /** Claims the names an existing graph uses, so values added here never collide with them. */
+  reserve(names: Iterable<string>): void {
+    for (const name of names) this.names.add(name);
+  }
+
+  /** Hands over what was built so far, to be spliced into an existing graph (an imported ONNX export). */
+  drain(): { nodes: NodeProto[]; inputs: ValueInfoProto[]; outputs: ValueInfoProto[]; initializers: TensorProto[] } {
+    return { nodes: this.nodes.splice(0), inputs: this.inputs.splice(0), outputs: this.outputs.splice(0), initializers: this.initializers.splice(0) };
   }
 
   get nodeCount(): number {
@@ -197,7 +227,8 @@ export class GraphBuilder {
 // IR version 8 pairs with opsets up to 18 (onnx/docs/Versioning.md); onnxruntime 1.30 reads up to 11.
 const IR_VERSION = 8n;
 
-function valueInfo(name: string, dtype: OnnxDataType, dims: Dim[]): ValueInfoProto {
+/** A typed, shaped graph input or output declaration. */
+export function valueInfo(name: string, dtype: OnnxDataType, dims: Dim[]): ValueInfoProto {
   return create(ValueInfoProtoSchema, {
     name,
     type: create(TypeProtoSchema, {

@@ -120,7 +120,8 @@ export function readTensorAsFloat32(modelDir: string, entry: TensorEntry): Float
   return decodeElements(bytes, entry.dtype);
 }
 
-function decodeElements(bytes: Buffer, dtype: SafetensorsDtype): Float32Array {
+/** Little-endian F32, F16 or BF16 elements as float32. */
+export function decodeElements(bytes: Buffer, dtype: SafetensorsDtype): Float32Array {
   const count = bytes.length / DTYPE_BYTES[dtype];
   const out = new Float32Array(count);
   for (let i = 0; i < count; i++) {

@@ -1,7 +1,6 @@
 // The paper's control: the N largest-magnitude down_proj weights that are not super weights, to zero
 // while the super weights stay (Llama-7B: ~7000 of them hurt far less than its one super weight).
-import { openCheckpoint } from '../model/checkpoint.js';
-import { readTensorAsFloat32 } from '../model/safetensors.js';
+import { downProjWeights, openCheckpoint } from '../model/checkpoint.js';
 import { coordinateId, type SuperWeightCoordinate } from '../model/switch-plan.js';
 import { TopK } from '../util/top-k.js';
 
@@ -24,8 +23,8 @@ export function largestDownProjWeights(modelDir: string, count: number, exclude:
   const { hiddenSize, intermediateSize } = checkpoint.spec;
   const perLayer = hiddenSize * intermediateSize;
   const top = new TopK(count);
-  checkpoint.layout.layers.forEach((layer, l) => {
-    const values = readTensorAsFloat32(checkpoint.dir, checkpoint.tensors.get(layer.down)!);
+  checkpoint.layout.layers.forEach((_, l) => {
+    const values = downProjWeights(checkpoint, l);
     for (let i = 0; i < values.length; i++) {
       const magnitude = Math.abs(values[i]!);
       if (top.wants(magnitude) && !skip.has(coordinateId(coordinateAt(l * perLayer + i, perLayer, intermediateSize)))) top.push(magnitude, l * perLayer + i);

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ModelSpec } from '../model/hf-config.js';
+import { modelFolderName } from '../model/hub-cache.js';
 import { MODEL_SUPER_WEIGHTS_FILE, readModelSuperWeights } from './model-super-weights.js';
 import { BUILTIN_REGISTRY_FILE, matchRegistry, parseRegistry, readRegistryFile, type RegistryEntry, type SourcedSuperWeight } from './registry.js';
 import { coordinateProblems } from '../model/switch-plan.js';
@@ -46,7 +47,7 @@ export function resolveSuperWeights(options: ResolveOptions): SuperWeightsInForc
     const source = describeFile(file, JSON.parse(fs.readFileSync(file, 'utf8')));
     return checked({ origin: 'model-file', description: source, superWeights: own.map((c) => ({ ...c, source })) }, spec, modelDir);
   }
-  const names = [...(options.aliases ?? []), path.basename(path.resolve(modelDir))];
+  const names = [...(options.aliases ?? []), modelFolderName(modelDir)];
   const match = matchRegistry([...userRegistry, ...readRegistryFile(BUILTIN_REGISTRY_FILE)], spec, names);
   if (match === null) return { origin: 'none', description: 'no super weights known for this model', superWeights: [] };
   const how = match.by === 'id' ? 'matched by id' : match.by === 'fine-tune' ? 'matched as a listed fine-tune' : 'matched by architecture and shapes';

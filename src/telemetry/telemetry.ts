@@ -13,6 +13,7 @@ import { createMetrics, type TelemetryMetrics } from './metrics.js';
 export interface TelemetryOptions {
   maxClients: number;
   clientBufferFrames: number;
+  clientBufferBytes: number;
   apiKey?: string;
   shuttingDown: () => boolean;
   log: (message: string) => void;
@@ -29,6 +30,7 @@ export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate' | 
   const metrics = createMetrics(engine.info);
   const hub = new ActivationHub({
     clientBufferFrames: options.clientBufferFrames,
+    clientBufferBytes: options.clientBufferBytes,
     knownSuperWeights: engine.info.knownSuperWeights,
     onClients: (count) => metrics.setWebSocketClients(count),
     onDropped: (count) => metrics.countDroppedFrames(count),

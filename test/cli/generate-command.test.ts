@@ -39,7 +39,7 @@ describe('swserve generate', () => {
   it('exits non-zero with a message for a bad model folder', async () => {
     await assert.rejects(run(process.execPath, [main, 'generate', '--model', path.join(root, 'nope'), '--prompt', 'x']), (err: { code: number; stderr: string }) => {
       assert.equal(err.code, 1);
-      assert.match(err.stderr, /model folder does not exist/);
+      assert.match(err.stderr, /there is no model folder/);
       return true;
     });
   });

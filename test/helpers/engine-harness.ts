@@ -1,8 +1,8 @@
 // Drives the real graph, session, KV cache and step packing for one sequence and returns raw logits,
 // so tests can compare the engine with the reference forward pass number by number.
-import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
+import { downProjElement, openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import type { ComputeDtype } from '../../src/model/graph-context.js';
-import { readTensorElement } from '../../src/model/safetensors.js';
+import type { DeviceRequest } from '../../src/engine/device.js';
 import { TapAccumulator } from '../../src/engine/activation-frames.js';
 import { HostKvCache } from '../../src/engine/kv-cache.js';
 import type { ActivationFrame, GenerationRequest } from '../../src/engine/protocol.js';
@@ -35,20 +35,18 @@ export interface HarnessSession {
   release(): Promise<void>;
 }
 
-export async function openHarness(modelDir: string, instrument = true, computeDtype: ComputeDtype = 'float32'): Promise<HarnessSession> {
+/** `computeDtype` unset: the device's own choice (float32 on CPU). */
+export async function openHarness(modelDir: string, instrument = true, computeDtype?: ComputeDtype, device: DeviceRequest = { kind: 'cpu' }): Promise<HarnessSession> {
   const checkpoint = openCheckpoint(modelDir);
-  const session = await createModelSession(checkpoint, { device: { kind: 'cpu' }, instrument, computeDtype });
+  const session = await createModelSession(checkpoint, { device, instrument, computeDtype });
   const { spec } = checkpoint;
-  const weightValue = (c: SuperWeightCoordinate): number => {
-    const entry = checkpoint.tensors.get(checkpoint.layout.layers[c.layer]!.down)!;
-    return readTensorElement(checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
-  };
+  const weightValue = (c: SuperWeightCoordinate): number => downProjElement(checkpoint, c);
   return {
     checkpoint,
     session,
     async run(prompt, continuation, { plan = ORIGINAL_SWITCH, known = [], chunk = prompt.length } = {}) {
       const ctx = { numLayers: spec.numLayers, knownSuperWeights: known, weightValue };
-      const kv = new HostKvCache({ numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: computeDtype });
+      const kv = new HostKvCache({ numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: session.info.computeDtype });
       kv.open('row');
       const split = (logits: Float32Array): Float32Array[] =>
         Array.from({ length: logits.length / spec.vocabSize }, (_, i) => logits.slice(i * spec.vocabSize, (i + 1) * spec.vocabSize));

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 
@@ -101,11 +101,12 @@ function encodeTensor(spec: TensorSpec): Buffer {
   if (count !== spec.data.length) {
     throw new Error(`shape [${spec.shape.join(',')}] needs ${count} values, got ${spec.data.length}`);
   }
+  // float32 is stored as is (little-endian, as every platform Node runs on here).
+  if (spec.dtype === 'F32') return Buffer.from(spec.data.buffer, spec.data.byteOffset, spec.data.byteLength);
   const buf = Buffer.alloc(count * dtypeByteSize(spec.dtype));
   for (let i = 0; i < count; i++) {
     const v = spec.data[i]!;
-    if (spec.dtype === 'F32') buf.writeFloatLE(v, i * 4);
-    else if (spec.dtype === 'F16') buf.writeUInt16LE(float32ToHalfBits(v), i * 2);
+    if (spec.dtype === 'F16') buf.writeUInt16LE(float32ToHalfBits(v), i * 2);
     else buf.writeUInt16LE(float32ToBf16Bits(v), i * 2);
   }
   return buf;
@@ -129,16 +130,35 @@ export function writeSafetensors(
   metadata?: Record<string, string>,
 ): void {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  const specs = entries.map(([name, spec]) => ({ name, dtype: spec.dtype, shape: spec.shape }));
+  const byName = new Map(entries);
+  writeSafetensorsStreaming(path, specs, (name) => byName.get(name)!.data, metadata);
+}
+
+export interface StreamedTensor {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+}
+
+/**
+ * Writes the header, then asks `values(name)` for each tensor in order and writes it at once, so a file
+ * of several GB needs only its largest tensor in memory.
+ */
+export function writeSafetensorsStreaming(
+  path: string,
+  tensors: StreamedTensor[],
+  values: (name: string) => Float32Array,
+  metadata?: Record<string, string>,
+): void {
   const header: Record<string, HeaderEntry | Record<string, string>> = {};
   if (metadata !== undefined) header['__metadata__'] = { ...metadata };
-  const chunks: Buffer[] = [];
   let offset = 0;
-  for (const [name, spec] of entries) {
-    if (name === '__metadata__') throw new Error('tensor name __metadata__ is reserved');
-    const bytes = encodeTensor(spec);
-    header[name] = { dtype: spec.dtype, shape: [...spec.shape], data_offsets: [offset, offset + bytes.length] };
-    chunks.push(bytes);
-    offset += bytes.length;
+  for (const t of tensors) {
+    if (t.name === '__metadata__') throw new Error('tensor name __metadata__ is reserved');
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * dtypeByteSize(t.dtype);
+    header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   // The spec pads the header with spaces so the data section starts 8-byte aligned.
@@ -147,7 +167,14 @@ export function writeSafetensors(
   const headerBuf = Buffer.from(json, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBuf.length), 0);
-  writeFileSync(path, Buffer.concat([prefix, headerBuf, ...chunks]));
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, prefix);
+    writeSync(fd, headerBuf);
+    for (const t of tensors) writeSync(fd, encodeTensor({ ...t, data: values(t.name) }));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function readSafetensorsHeader(path: string): { header: Record<string, unknown>; headerLength: number } {

@@ -7,7 +7,9 @@ import {
   readSafetensors,
   roundToDtype,
   writeSafetensors,
+  writeSafetensorsStreaming,
   type SafetensorsDtype,
+  type StreamedTensor,
   type TensorSpec,
 } from './safetensors-writer.js';
 
@@ -400,15 +402,12 @@ export function shardFileName(index: number, count: number): string {
   return `model-${pad(index + 1)}-of-${pad(count)}.safetensors`;
 }
 
-function writeWeights(dir: string, weights: Map<string, WeightTensor>, dtype: SafetensorsDtype, shards: number): string[] {
-  const names = [...weights.keys()];
-  if (shards > names.length) throw new Error(`cannot split ${names.length} tensors into ${shards} shards`);
-  const spec = (name: string): TensorSpec => {
-    const t = weights.get(name)!;
-    return { dtype, shape: t.shape, data: t.data };
-  };
+/** Writes the tensors of `layout` in order, asking `values` for each as it is written (one tensor in memory at a time). */
+function writeWeights(dir: string, layout: [string, number[]][], dtype: SafetensorsDtype, shards: number, values: (name: string) => Float32Array): string[] {
+  if (shards > layout.length) throw new Error(`cannot split ${layout.length} tensors into ${shards} shards`);
+  const spec = (chunk: [string, number[]][]): StreamedTensor[] => chunk.map(([name, shape]) => ({ name, dtype, shape }));
   if (shards === 1) {
-    writeSafetensors(join(dir, 'model.safetensors'), new Map(names.map((n) => [n, spec(n)])), { format: 'pt' });
+    writeSafetensorsStreaming(join(dir, 'model.safetensors'), spec(layout), values, { format: 'pt' });
     return ['model.safetensors'];
   }
   const files: string[] = [];
@@ -416,11 +415,11 @@ function writeWeights(dir: string, weights: Map<string, WeightTensor>, dtype: Sa
   let totalSize = 0;
   for (let i = 0; i < shards; i++) {
     const file = shardFileName(i, shards);
-    const chunk = names.slice(Math.floor((i * names.length) / shards), Math.floor(((i + 1) * names.length) / shards));
-    writeSafetensors(join(dir, file), new Map(chunk.map((n) => [n, spec(n)])), { format: 'pt' });
-    for (const n of chunk) {
+    const chunk = layout.slice(Math.floor((i * layout.length) / shards), Math.floor(((i + 1) * layout.length) / shards));
+    writeSafetensorsStreaming(join(dir, file), spec(chunk), values, { format: 'pt' });
+    for (const [n, shape] of chunk) {
       weightMap[n] = file;
-      totalSize += weights.get(n)!.data.length * dtypeByteSize(dtype);
+      totalSize += shape.reduce((a, b) => a * b, 1) * dtypeByteSize(dtype);
     }
     files.push(file);
   }
@@ -430,17 +429,7 @@ function writeWeights(dir: string, weights: Map<string, WeightTensor>, dtype: Sa
   return files;
 }
 
-/** Writes config.json, generation_config.json, the byte tokenizer and safetensors weights into `dir`. */
-export function buildTinyCheckpoint(dir: string, spec: TinyModelSpec): TinyCheckpoint {
-  const s = resolveTinySpec(spec);
-  mkdirSync(dir, { recursive: true });
-  const config = buildConfig(s);
-  const normal = normalSampler(s.seed);
-  const weights = new Map<string, WeightTensor>();
-  for (const [name, shape] of tensorLayout(s)) {
-    weights.set(name, { shape, data: roundToDtype(randomTensor(name, shape, s, normal), s.dtype) });
-  }
-  const planted = plantSuperWeights(s, config, weights);
+function writeModelFiles(dir: string, s: ResolvedTinySpec, config: HfModelConfig): void {
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const generationConfig = {
     _from_model_config: true,
@@ -450,8 +439,42 @@ export function buildTinyCheckpoint(dir: string, spec: TinyModelSpec): TinyCheck
   };
   writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(generationConfig, null, 2));
   writeByteTokenizer(dir);
-  const files = writeWeights(dir, weights, s.dtype, s.shards);
+}
+
+/** Writes config.json, generation_config.json, the byte tokenizer and safetensors weights into `dir`. */
+export function buildTinyCheckpoint(dir: string, spec: TinyModelSpec): TinyCheckpoint {
+  const s = resolveTinySpec(spec);
+  mkdirSync(dir, { recursive: true });
+  const config = buildConfig(s);
+  const normal = normalSampler(s.seed);
+  const weights = new Map<string, WeightTensor>();
+  const layout = tensorLayout(s);
+  for (const [name, shape] of layout) {
+    weights.set(name, { shape, data: roundToDtype(randomTensor(name, shape, s, normal), s.dtype) });
+  }
+  const planted = plantSuperWeights(s, config, weights);
+  writeModelFiles(dir, s, config);
+  const files = writeWeights(dir, layout, s.dtype, s.shards, (name) => weights.get(name)!.data);
   return { dir, arch: s.arch, dtype: s.dtype, config, weights, bosId: s.bosId, eosId: s.eosId, plantedSuperWeights: planted, files };
+}
+
+/**
+ * The checkpoint buildTinyCheckpoint writes for the same spec, byte for byte, but generated and written one
+ * tensor at a time, so a 1B-parameter model needs its largest tensor in memory, not the model. Planting
+ * needs every weight at once, so specs with planted super weights are refused.
+ */
+export function writeTinyCheckpoint(dir: string, spec: TinyModelSpec): { dir: string; config: HfModelConfig; files: string[] } {
+  const s = resolveTinySpec(spec);
+  if (s.plantedSuperWeights.length > 0) throw new Error('writeTinyCheckpoint cannot plant super weights; use buildTinyCheckpoint');
+  mkdirSync(dir, { recursive: true });
+  const config = buildConfig(s);
+  const normal = normalSampler(s.seed);
+  const layout = tensorLayout(s);
+  const shapes = new Map(layout);
+  writeModelFiles(dir, s, config);
+  // writeWeights asks for tensors in layout order, the order buildTinyCheckpoint draws them in.
+  const files = writeWeights(dir, layout, s.dtype, s.shards, (name) => roundToDtype(randomTensor(name, shapes.get(name)!, s, normal), s.dtype));
+  return { dir, config, files };
 }
 
 /** Safetensors files of a checkpoint folder: the index's shards, or model.safetensors. */

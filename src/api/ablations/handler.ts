@@ -7,7 +7,7 @@ import type { ComparisonScores } from '../../engine/protocol.js';
 import { disconnectSignal, responseId, type ApiContext } from '../api-context.js';
 import { ChoiceState } from '../choice-state.js';
 import { ApiError } from '../../http/errors.js';
-import { openJob, type GenerationJob } from '../generation-job.js';
+import { openJob, type OpenedJob } from '../generation-job.js';
 import { toGenerationSettings } from '../sampling-fields.js';
 import { describeSwitch, resolveSwitch, type ResolvedSwitch } from '../super-weights-field.js';
 import { ablationCompareSchema, DEFAULT_COMPARE_MAX_TOKENS } from './schema.js';
@@ -34,10 +34,12 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
     const release = ctx.admission.acquire(states.length, 'states');
     try {
       // One engine comparison: every state generates, then scores the baseline's tokens in the worker.
-      const results = await Promise.all(
+      // All states are submitted before any is read: a refused one answers for the request (the engine
+      // then ends the others, which would otherwise report that as their own failure).
+      const openings = await Promise.allSettled(
         states.map((state, i) =>
-          runOne(
-            ctx,
+          openJob(
+            ctx.engine,
             {
               id: `${id}-state${i}`,
               prompts: [prompt],
@@ -47,11 +49,19 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
               switchPlan: state.plan,
               promptParam: 'prompt',
               comparison: { group: id, index: i, size: states.length, stopWordIds: info.stopWords.ids },
+              switchParam: state.param,
             },
             signal,
           ),
         ),
       );
+      const refused = openings.find((o) => o.status === 'rejected');
+      if (refused) {
+        // The engine ends the accepted states of a refused comparison; read them to that end.
+        for (const o of openings) if (o.status === 'fulfilled') for await (const _ of o.value.events);
+        throw refused.reason;
+      }
+      const results = await Promise.all(openings.map((o) => collect((o as PromiseFulfilledResult<OpenedJob>).value)));
       res.json({
         id,
         object: 'ablation.comparison',
@@ -75,8 +85,7 @@ interface RunResult {
   scores: ComparisonScores;
 }
 
-async function runOne(ctx: ApiContext, job: GenerationJob, signal: AbortSignal): Promise<RunResult> {
-  const opened = await openJob(ctx.engine, job, signal);
+async function collect(opened: OpenedJob): Promise<RunResult> {
   const state = new ChoiceState();
   let scores: ComparisonScores | undefined;
   for await (const { event } of opened.events) {

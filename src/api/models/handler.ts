@@ -3,9 +3,11 @@
 import type { RequestHandler } from 'express';
 import type { ApiContext } from '../api-context.js';
 import { ApiError } from '../../http/errors.js';
+import { checkChatTemplate } from '../chat/template.js';
 
 function servedModel(ctx: ApiContext, created: number): object {
   const info = ctx.engine.info;
+  const template = checkChatTemplate(info.chatTemplate);
   return {
     id: ctx.modelId,
     object: 'model',
@@ -23,6 +25,8 @@ function servedModel(ctx: ApiContext, created: number): object {
       device_id: info.session.deviceId ?? null,
       compute_dtype: info.session.computeDtype,
       device_fallback_reason: info.session.fallbackReason ?? null,
+      chat_template: template.status,
+      chat_template_error: template.status === 'invalid' ? template.error : null,
       super_weights: info.knownSuperWeights.map((c) => ({ id: `${c.layer}:${c.row}:${c.col}`, layer: c.layer, row: c.row, col: c.col, value: c.originalValue })),
     },
   };
