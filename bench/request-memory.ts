@@ -1,11 +1,10 @@
 // `npm run bench:memory`: the peak memory one request can take, measured on a 32k-vocabulary,
 // 4k-context model (issue 9: the demo's 4k vocabulary hides it). Each request kind runs alone on a
 // fresh server; the figure is the server's peak RSS (VmHWM) minus its RSS once warm and idle.
-// Usage: npm run bench:memory -- [--model-cache DIR] [--prompt 4000]
+// Usage: npm run bench:memory -- [--prompt 4000]
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { RANDOM_MODEL_SHAPES, writeRandomCheckpoint } from './random-checkpoint.js';
+import { ensureModelShape, MODEL_SHAPES } from './model-shapes.js';
 import { startServerProcess } from './serve/server-process.js';
 import { workload } from './serve/workload.js';
 
@@ -32,11 +31,10 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
-      'model-cache': { type: 'string', default: path.join(os.tmpdir(), 'swserve-bench-models') },
       prompt: { type: 'string', default: '4000' },
     },
   });
-  const dir = writeRandomCheckpoint(path.join(values['model-cache'], 'random-32k-vocab'), RANDOM_MODEL_SHAPES['random-32k-vocab']!);
+  const dir = ensureModelShape('random-32k-vocab');
   const promptLength = Number(values.prompt);
   console.log(`| request (prompt ${promptLength} tokens) | status | idle RSS MiB | peak RSS MiB | peak per request MiB |`);
   console.log('|---|---|---|---|---|');
@@ -55,7 +53,7 @@ async function main(): Promise<void> {
       await server.stop();
     }
   }
-  console.log(`\n${os.cpus().length} cores, node ${process.version}; model ${dir} (${JSON.stringify(RANDOM_MODEL_SHAPES['random-32k-vocab'])})`);
+  console.log(`\n${os.cpus().length} cores, node ${process.version}; model ${dir} (${JSON.stringify(MODEL_SHAPES['random-32k-vocab'])})`);
 }
 
 void main();

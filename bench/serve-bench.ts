@@ -3,14 +3,14 @@
 // prompts, plus the scenarios of issue 11 (mixed switch states, instrumented vs plain graph, long
 // prompts joining running streams, growth with prompt length and model size). Results go to
 // bench/results/ as JSON, markdown and SVG. Not part of npm test.
-// Usage: npm run bench:serve -- [--models demo,random-100m,random-1b | --url URL] [--scenarios ...]
+// Usage: npm run bench:serve -- [--models demo,llama-25m,random-100m,llama-1b | --url URL] [--scenarios ...]
 //   [--concurrency 1,2,4,8,16,32] [--output-tokens 64] [--requests-per-level 4] [--repeats 3] [--rate R]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { RANDOM_MODEL_SHAPES, writeRandomCheckpoint } from './random-checkpoint.js';
+import { ensureModelShape, MODEL_SHAPES } from './model-shapes.js';
 import { concurrencySweep, instrumentation, longPrompts, poissonRate, promptLength, switchMix, type BenchContext, type ScenarioResult } from './serve/scenarios.js';
 import { startServerProcess, type ServerProcess } from './serve/server-process.js';
 import { writeReport } from './serve/report.js';
@@ -21,6 +21,8 @@ const DEMO_DIR = 'models/demo';
 // Poisson runs at this share of the throughput the sweep measured at concurrency 8 (a busy, not saturated, server).
 const POISSON_LOAD = 0.7;
 const PROMPT_LENGTHS = [128, 512, 2048];
+// Within every benchmark shape (layer 1, row 7 < hidden, column 33 < intermediate).
+const DECLARED_SUPER_WEIGHT = { layer: 1, row: 7, col: 33 };
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -34,7 +36,6 @@ async function main(): Promise<void> {
       'requests-per-level': { type: 'string', default: '4' },
       repeats: { type: 'string', default: '3' },
       rate: { type: 'string' },
-      'model-cache': { type: 'string', default: path.join(os.tmpdir(), 'swserve-bench-models') },
       // Extra serve flags for every server the bench starts, as k=v,k=v.
       flags: { type: 'string', default: '' },
     },
@@ -44,12 +45,13 @@ async function main(): Promise<void> {
   const log = (m: string): void => void process.stderr.write(`${m}\n`);
   const results: ScenarioResult[] = [];
   const models: Record<string, string> = {};
-  const targets = values.url ? [{ name: 'external', dir: undefined }] : values.models.split(',').map((name) => ({ name, dir: modelDir(name, values['model-cache']) }));
-  for (const { name, dir } of targets) {
+  const targets = values.url ? [{ name: 'external', flags: undefined }] : values.models.split(',').map((name) => ({ name, flags: modelFlags(name) }));
+  for (const { name, flags: modelFlagSet } of targets) {
     let server: ServerProcess | undefined;
-    if (dir) {
-      log(`${name}: starting swserve on ${dir}`);
-      server = await startServerProcess({ model: dir, ...extraFlags });
+    const serverFlags = { ...modelFlagSet, ...extraFlags };
+    if (modelFlagSet) {
+      log(`${name}: starting swserve on ${modelFlagSet.model}`);
+      server = await startServerProcess(serverFlags);
       log(`  healthy after ${server.secondsToHealthy.toFixed(2)} s, RSS ${(server.memory().rss / 2 ** 20).toFixed(0)} MiB`);
     }
     const url = server?.url ?? values.url!;
@@ -64,7 +66,7 @@ async function main(): Promise<void> {
       outputTokens: Number(values['output-tokens']),
       requestsPerLevel: Number(values['requests-per-level']),
       repeats: Number(values.repeats),
-      variant: dir ? (flags) => startServerProcess({ model: dir, ...extraFlags, ...flags }) : undefined,
+      variant: modelFlagSet ? (flags) => startServerProcess({ ...serverFlags, ...flags }) : undefined,
       log,
     };
     try {
@@ -99,12 +101,17 @@ async function main(): Promise<void> {
   log(`wrote ${files.json}, ${files.markdown}, ${files.svg}`);
 }
 
-/** The demo model, or a random checkpoint of a named shape (written once into the cache). */
-function modelDir(name: string, cache: string): string {
-  if (name === 'demo') return DEMO_DIR;
-  const shape = RANDOM_MODEL_SHAPES[name];
-  if (!shape) throw new Error(`unknown model ${name}: use demo, ${Object.keys(RANDOM_MODEL_SHAPES).join(', ')} or --url`);
-  return writeRandomCheckpoint(path.join(cache, name), shape);
+/**
+ * The serve flags for a model: the demo, or a random checkpoint of a named shape (written once into the
+ * model cache) with one coordinate declared a super weight, so "off" requests switch a real weight
+ * (random weights have no super weight; the bench measures what the switch costs, not what it does).
+ */
+function modelFlags(name: string): Record<string, string> {
+  if (name === 'demo') return { model: DEMO_DIR };
+  if (!MODEL_SHAPES[name]) throw new Error(`unknown model ${name}: use demo, ${Object.keys(MODEL_SHAPES).join(', ')} or --url`);
+  const file = path.join(os.tmpdir(), 'swserve-bench-super-weights.json');
+  fs.writeFileSync(file, JSON.stringify({ super_weights: [DECLARED_SUPER_WEIGHT] }));
+  return { model: ensureModelShape(name), 'super-weights': file };
 }
 
 void main();
