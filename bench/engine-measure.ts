@@ -31,7 +31,7 @@ export interface MeasureOptions {
 export async function measure(o: MeasureOptions): Promise<Measurement> {
   const steps: StepStats[] = [];
   const engine = await EngineCore.load(
-    { modelDir: o.modelDir, device: o.device ?? { kind: 'cpu' }, instrument: o.instrument, limits: { maxBatch: o.batch, maxPrefillTokens: o.batch * o.promptLength }, knownSuperWeights: o.known },
+    { modelDir: o.modelDir, device: o.device ?? { kind: 'cpu' }, instrument: o.instrument, limits: { maxNumSeqs: o.batch, maxNumBatchedTokens: o.batch * o.promptLength }, knownSuperWeights: o.known },
     ({ step }) => step && steps.push(step),
   );
   const prompt = Array.from({ length: o.promptLength }, (_, i) => 65 + (i % 26));

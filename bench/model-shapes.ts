@@ -18,6 +18,8 @@ export const MODEL_SHAPES: Record<string, TinyModelSpec> = {
   'random-demo-size': { arch: 'llama', hiddenSize: 256, intermediateSize: 768, numLayers: 6, numHeads: 8, numKvHeads: 4, vocabSize: 4096, maxPositionEmbeddings: 1024, seed: 1 },
   // Llama-3.2-1B's shape (2048 x 16, GQA 32/8, intermediate 8192, RoPE base 500000, tied embeddings)
   // with the byte vocabulary instead of 128k tokens: 0.97B parameters, 3.9 GB in float32.
+  // Issue 9's memory statement: a 32k vocabulary and a 4k context on a small body.
+  'random-32k-vocab': { arch: 'llama', hiddenSize: 256, intermediateSize: 768, numLayers: 4, numHeads: 8, numKvHeads: 4, vocabSize: 32000, maxPositionEmbeddings: 4096, seed: 1 },
   'llama-1b': { arch: 'llama', hiddenSize: 2048, intermediateSize: 8192, numLayers: 16, numHeads: 32, numKvHeads: 8, vocabSize: 259, maxPositionEmbeddings: 2048, ropeTheta: 500000, tieEmbeddings: true, seed: 1 },
 };
 

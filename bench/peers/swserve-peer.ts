@@ -34,7 +34,7 @@ export class SwservePeer implements PeerEngine {
         modelDir: o.modelDir,
         device: { kind: 'cpu' },
         instrument: o.instrument,
-        limits: { maxBatch: o.maxBatch, maxPrefillTokens: o.maxBatch * o.maxPromptTokens },
+        limits: { maxNumSeqs: o.maxBatch, maxNumBatchedTokens: o.maxBatch * o.maxPromptTokens },
         knownSuperWeights: readModelSuperWeights(o.modelDir),
         intraOpThreads: o.threads,
         weights: o.precision ? { precision: o.precision } : undefined,

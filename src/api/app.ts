@@ -5,6 +5,7 @@ import cors from 'cors';
 import express, { type Express, type RequestHandler } from 'express';
 import type { ApiContext } from './api-context.js';
 import { requireApiKey } from '../http/api-key.js';
+import { refuseDeepJson } from '../http/json-depth.js';
 import { ablationCompareHandler } from './ablations/handler.js';
 import { chatCompletionsHandler } from './chat/handler.js';
 import { completionsHandler } from './completions/handler.js';
@@ -74,8 +75,9 @@ export function createApp(ctx: ApiContext): Express {
   for (const route of routes) {
     const chain: RequestHandler[] = [labelRoute(route.path), ...corsFor(route.path)];
     if (route.query) chain.push(onlyQuery(route.query));
-    if (route.auth) chain.push(auth);
-    if (route.method === 'post') chain.push(refuseWhileStopping, requireJson, json);
+    // During a shutdown drain the API refuses new work; probes and metrics still answer.
+    if (route.auth) chain.push(auth, refuseWhileStopping);
+    if (route.method === 'post') chain.push(requireJson, json, refuseDeepJson);
     app[route.method](route.path, ...chain, route.handler);
   }
   // OPTIONS on every path: the CORS preflight when origins are allowed, else just the methods.

@@ -2,7 +2,7 @@
 // engine as sequences, their events merged into one stream of choice events. A job is opened only
 // once the engine has accepted every sequence, so a bad request is a 400 before any stream starts.
 import type { EngineClient } from '../engine/engine-client.js';
-import type { GenerationRequest, SequenceEvent } from '../engine/protocol.js';
+import type { ComparisonMembership, GenerationRequest, SequenceEvent } from '../engine/protocol.js';
 import type { SwitchPlan } from '../model/switch-plan.js';
 import { ApiError } from '../http/errors.js';
 import type { GenerationSettings } from './sampling-fields.js';
@@ -16,8 +16,12 @@ export interface GenerationJob {
   switchPlan: SwitchPlan;
   /** The request field engine refusals of the prompt are about ('prompt', or 'messages' for chat). */
   promptParam: string;
+  /** The request field engine refusals of the switch plan are about (super_weights, its header, states[i]). */
+  switchParam: string;
   /** The id telemetry reports: the client's X-Request-Id, else the response id. */
   requestId?: string;
+  /** For one state of an A/B comparison (one prompt, n = 1). */
+  comparison?: ComparisonMembership;
 }
 
 export interface ChoiceEvent {
@@ -35,7 +39,7 @@ export interface OpenedJob {
 }
 
 /** Submits every sequence and waits until all are accepted; an engine refusal becomes an ApiError. */
-export async function openJob(engine: EngineClient, job: GenerationJob, signal: AbortSignal, promptDistributionsFrom?: number): Promise<OpenedJob> {
+export async function openJob(engine: EngineClient, job: GenerationJob, signal: AbortSignal): Promise<OpenedJob> {
   const sources: AsyncGenerator<ChoiceEvent>[] = [];
   job.prompts.forEach((prompt, p) => {
     for (let j = 0; j < job.n; j++) {
@@ -46,7 +50,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
         prompt,
         streamIndex: j,
         promptLogprobs: job.promptLogprobs,
-        promptDistributionsFrom,
+        ...(job.comparison ? { comparison: job.comparison } : {}),
         switchPlan: job.switchPlan,
         tags: { requestId: job.requestId ?? job.id, choice: index },
       };
@@ -66,7 +70,8 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
     const { event } = next.value;
     if (event.type === 'error') {
       void events.return(undefined);
-      throw new ApiError(event.kind, event.message, event.kind === 'engine_failure' ? null : job.promptParam);
+      const param = event.kind === 'engine_failure' ? null : event.field === 'switch' ? job.switchParam : job.promptParam;
+      throw new ApiError(event.kind, param === null ? event.message : `${param}: ${event.message}`, param);
     }
     if (event.type === 'accepted') {
       accepted++;

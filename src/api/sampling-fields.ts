@@ -56,7 +56,7 @@ export function toSampling(body: SamplingFields, logprobs: number): SamplingPara
   };
 }
 
-export type GenerationSettings = Pick<GenerationRequest, 'maxTokens' | 'sampling' | 'stop' | 'stopTokenIds' | 'ignoreEos' | 'minTokens'>;
+export type GenerationSettings = Pick<GenerationRequest, 'maxTokens' | 'maxTokensLimit' | 'sampling' | 'stop' | 'stopTokenIds' | 'ignoreEos' | 'minTokens'>;
 
 /** Checks the fields against the server's limits and the model, and converts them. */
 export function toGenerationSettings(body: SamplingFields, maxTokens: number | null, logprobs: number, ctx: Pick<ApiContext, 'config' | 'engine'>, maxTokensParam: string): GenerationSettings {
@@ -73,6 +73,8 @@ export function toGenerationSettings(body: SamplingFields, maxTokens: number | n
   if (body.stream_options && !body.stream) throw new ApiError('invalid_request', 'stream_options can only be set when stream is true', 'stream_options');
   return {
     maxTokens,
+    // No max_tokens runs to the end of the context (vLLM's default), but never past the server's limit.
+    ...(maxTokens === null ? { maxTokensLimit: limits.maxTokens } : {}),
     sampling: toSampling(body, logprobs),
     stop: body.stop === undefined || body.stop === null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
     stopTokenIds: body.stop_token_ids ?? [],

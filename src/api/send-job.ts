@@ -7,7 +7,7 @@ import type { ChoiceIncrement } from './choice-state.js';
 import { ChoiceState } from './choice-state.js';
 import { ApiError } from '../http/errors.js';
 import { openJob, type GenerationJob, type OpenedJob } from './generation-job.js';
-import { SseWriter, type SseEvent } from '../http/sse.js';
+import { SseWriter, type SseEvent, type SseOptions } from '../http/sse.js';
 import { describeSwitch, type AppliedSwitch, type ResolvedSwitch } from './super-weights-field.js';
 
 export interface Usage {
@@ -63,14 +63,22 @@ export async function serveJob(ctx: ApiContext, req: Request, res: Response, job
       superWeights: describeSwitch(o.resolved, opened.weightValues),
       includeUsage: o.includeUsage,
     };
-    await sendJob(res, opened, format, r, choices, o.stream ? ctx.config.pingIntervalSeconds * 1000 : null);
+    const stream = { pingIntervalMs: ctx.config.pingIntervalSeconds * 1000, maxBufferedBytes: ctx.config.connections.maxWriteBufferBytes };
+    await sendJob(res, opened, format, r, choices, o.stream ? stream : null);
   } finally {
     release();
   }
 }
 
-/** Streams when `pingIntervalMs` is given, else answers one JSON body. */
-async function sendJob(res: Response, opened: OpenedJob, format: ResponseFormat, r: JobResponse, choices: number, pingIntervalMs: number | null): Promise<void> {
+/** Streams when `stream` options are given, else answers one JSON body. */
+async function sendJob(
+  res: Response,
+  opened: OpenedJob,
+  format: ResponseFormat,
+  r: JobResponse,
+  choices: number,
+  stream: Pick<SseOptions, 'pingIntervalMs' | 'maxBufferedBytes'> | null,
+): Promise<void> {
   const states = Array.from({ length: choices }, () => new ChoiceState());
   const usage = (): Usage => {
     const prompt = opened.promptTokens.reduce((a, b) => a + b, 0);
@@ -78,7 +86,7 @@ async function sendJob(res: Response, opened: OpenedJob, format: ResponseFormat,
     return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
   };
 
-  if (pingIntervalMs === null) {
+  if (stream === null) {
     for await (const { index, event } of opened.events) {
       if (event.type === 'error') throw new ApiError(event.kind, event.message);
       states[index]!.apply(event);
@@ -88,7 +96,9 @@ async function sendJob(res: Response, opened: OpenedJob, format: ResponseFormat,
     return;
   }
 
-  const sse = new SseWriter(res, pingIntervalMs);
+  // A shutdown deadline may have answered the request while it waited for the engine.
+  if (res.writableEnded || res.destroyed) return;
+  const sse = new SseWriter(res, { ...stream, doneMarker: format.doneMarker, failure: (error) => format.failure(r, error) });
   const started = new Set<number>();
   const sendAll = (events: SseEvent[]): void => events.forEach((e) => sse.send(e));
   try {
@@ -101,8 +111,8 @@ async function sendJob(res: Response, opened: OpenedJob, format: ResponseFormat,
       sendAll(events);
     }
     sendAll(format.close(r, states, usage()));
+    sse.end();
   } catch (err) {
-    sse.send(format.failure(r, err instanceof ApiError ? err : new ApiError('internal_error', 'internal server error')));
+    sse.fail(err instanceof ApiError ? err : new ApiError('internal_error', 'internal server error'));
   }
-  sse.end(format.doneMarker);
 }

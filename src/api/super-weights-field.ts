@@ -7,12 +7,15 @@ import { switchSettingScale } from '../superweights/switch-setting.js';
 import { ApiError } from '../http/errors.js';
 
 const COORDINATE = /^(\d+):(\d+):(\d+)$/;
+// Coordinates one request may switch. Far above any model's super weights (Phi-3-mini has 6), and it
+// bounds what a request costs: the correction's width per step and every activation frame's size.
+export const MAX_SWITCH_SELECT = 256;
 
 export const superWeightsFieldSchema = z.union([
   z.enum(['on', 'off']),
   z.strictObject({
     scale: z.number().describe('multiplies the selected super weights: 0 zeroes, 1 keeps, 2 doubles'),
-    select: z.array(z.string().regex(COORDINATE, 'expected "<layer>:<row>:<col>"')).min(1).optional(),
+    select: z.array(z.string().regex(COORDINATE, 'expected "<layer>:<row>:<col>"')).min(1).max(MAX_SWITCH_SELECT).optional(),
     restore_activation: z.boolean().optional(),
   }),
 ], { error: (issue) => (issue.code === 'invalid_union' ? 'expected "on", "off" or {"scale": number, "select"?: ["<layer>:<row>:<col>"], "restore_activation"?: boolean}' : undefined) });
@@ -43,6 +46,8 @@ export interface ResolvedSwitch {
   /** The coordinates the response reports (the selection, or the known super weights). */
   coordinates: { layer: number; row: number; col: number }[];
   scale: number;
+  /** Where the switch came from, for errors about it: the body field, or the header. */
+  param: string;
 }
 
 /** Body wins over header; neither means the original model. */
@@ -71,7 +76,8 @@ export function resolveSwitch(field: SuperWeightsField | null | undefined, heade
   const selected = typeof chosen !== 'string' && chosen.select !== undefined;
   const entries: SwitchEntry[] = spec.scale === 1 && !selected ? [] : coordinates.map((c) => ({ ...c, scale: spec.scale }));
   const plan = switchPlan(entries, restore);
-  return { plan, mode: switchMode(plan), label: switchPlanLabel(plan, known), coordinates, scale: spec.scale };
+  const source = field == null && header !== undefined ? 'X-Super-Weights' : param;
+  return { plan, mode: switchMode(plan), label: switchPlanLabel(plan, known), coordinates, scale: spec.scale, param: source };
 }
 
 /** The response's account of the switch, with the weights' values as the engine read them. */

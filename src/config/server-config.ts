@@ -6,17 +6,34 @@ import { isPlainObject } from '../util/plain-object.js';
 import { describeZodError } from '../util/zod-issue.js';
 import { COMPUTE_PRECISIONS, QUANT_SCHEMES, WEIGHTS_PRECISIONS } from '../model/quantize/weight-format.js';
 
-const limitsSchema = z.strictObject({
-  /** Sequences decoded together (the engine's batch). */
-  maxRunning: z.number().int().positive(),
-  /** Sequences admitted beyond the running batch before answering 429. */
-  maxWaiting: z.number().int().min(0),
-  /** Cap on a request's max_tokens. */
-  maxTokens: z.number().int().positive(),
-  /** Cap on n (choices per prompt). */
-  maxN: z.number().int().positive(),
-  maxPrefillTokens: z.number().int().positive(),
-  maxBodyBytes: z.number().int().positive(),
+const limitsSchema = z
+  .strictObject({
+    /** Sequences in the engine's batch at once (vLLM's --max-num-seqs). */
+    maxNumSeqs: z.number().int().positive(),
+    /** Sequences admitted beyond the running batch before answering 429. */
+    maxWaiting: z.number().int().min(0),
+    /** Cap on a request's max_tokens. */
+    maxTokens: z.number().int().positive(),
+    /** Cap on n (choices per prompt). */
+    maxN: z.number().int().positive(),
+    /** Tokens one engine step computes: a token per decoding sequence, the rest prompt chunks (vLLM's --max-num-batched-tokens). */
+    maxNumBatchedTokens: z.number().int().positive(),
+    /** Prompt tokens a step may carry while sequences decode (bounds how much a joining prompt slows them). */
+    maxPrefillTokensWhileDecoding: z.number().int().positive(),
+    maxBodyBytes: z.number().int().positive(),
+  })
+  .refine((l) => l.maxNumBatchedTokens >= l.maxNumSeqs, {
+    message: 'maxNumBatchedTokens must be at least maxNumSeqs (every decoding sequence takes a token of each step)',
+    path: ['maxNumBatchedTokens'],
+  });
+
+const connectionsSchema = z.strictObject({
+  /** Headers and body must arrive within this many seconds (408 otherwise): a dripped body is not held. */
+  requestTimeoutSeconds: z.number().positive(),
+  /** A connection that moves no bytes for this long is closed, unless the server is still computing its response. */
+  idleTimeoutSeconds: z.number().positive(),
+  /** Bytes of a stream the server holds for a client that does not read (beyond the kernel's buffers) before dropping it. */
+  maxWriteBufferBytes: z.number().int().positive(),
 });
 
 const telemetrySchema = z.strictObject({
@@ -30,6 +47,8 @@ const telemetrySchema = z.strictObject({
    * zeroed super weight (over 90% down on the demo model).
    */
   superActivationMinShare: z.number().gt(0).max(1),
+  /** ...and at most this many bytes waiting, in the server and the socket together. */
+  clientBufferBytes: z.number().int().positive(),
 });
 
 // Overrides of the detection defaults in src/superweights/detection.ts (where their sources are cited).
@@ -68,8 +87,11 @@ export const serverConfigSchema = z.strictObject({
   device: z.string().regex(/^(cpu|cuda(:\d+)?|webgpu)$/, 'expected cpu, cuda, cuda:N or webgpu'),
   apiKey: z.string().min(1).optional(),
   limits: limitsSchema,
+  connections: connectionsSchema,
   shutdownGraceSeconds: z.number().min(0),
   pingIntervalSeconds: z.number().positive(),
+  /** Build the graph with the super-weight switch and activation taps; off serves a plain graph (overhead comparisons). */
+  instrument: z.boolean(),
   /** Detect super weights at startup when neither files nor the registry know the model. */
   detectOnLoad: z.boolean(),
   detection: detectionSchema.optional(),
@@ -87,7 +109,7 @@ export const DEFAULT_CONFIG_FILE = new URL('../../../config/server.json', import
 
 type Layer = Record<string, unknown>;
 
-/** Environment variables that override settings (limits as SWSERVE_MAX_RUNNING etc.). */
+/** Environment variables that override settings (limits as SWSERVE_MAX_NUM_SEQS etc.). */
 const ENV_KEYS: Record<string, string> = {
   PORT: 'port',
   HOST: 'host',
@@ -99,11 +121,17 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_API_KEY: 'apiKey',
   SWSERVE_SUPER_WEIGHTS: 'superWeightsFile',
   SWSERVE_DETECT_ON_LOAD: 'detectOnLoad',
-  SWSERVE_MAX_RUNNING: 'limits.maxRunning',
+  SWSERVE_INSTRUMENT: 'instrument',
+  SWSERVE_MAX_NUM_SEQS: 'limits.maxNumSeqs',
+  SWSERVE_MAX_NUM_BATCHED_TOKENS: 'limits.maxNumBatchedTokens',
+  SWSERVE_MAX_PREFILL_TOKENS_WHILE_DECODING: 'limits.maxPrefillTokensWhileDecoding',
   SWSERVE_MAX_WAITING: 'limits.maxWaiting',
   SWSERVE_MAX_TOKENS: 'limits.maxTokens',
   SWSERVE_MAX_N: 'limits.maxN',
   SWSERVE_MAX_BODY_BYTES: 'limits.maxBodyBytes',
+  SWSERVE_REQUEST_TIMEOUT_SECONDS: 'connections.requestTimeoutSeconds',
+  SWSERVE_IDLE_TIMEOUT_SECONDS: 'connections.idleTimeoutSeconds',
+  SWSERVE_MAX_WRITE_BUFFER_BYTES: 'connections.maxWriteBufferBytes',
   SWSERVE_SHUTDOWN_GRACE_SECONDS: 'shutdownGraceSeconds',
   SWSERVE_TELEMETRY_MAX_CLIENTS: 'telemetry.maxClients',
   SWSERVE_TELEMETRY_CLIENT_BUFFER_FRAMES: 'telemetry.clientBufferFrames',
@@ -116,6 +144,7 @@ const ENV_KEYS: Record<string, string> = {
   SWSERVE_CLIP_OUTLIERS: 'weights.clipOutliers',
   SWSERVE_COMPUTE: 'weights.compute',
   SWSERVE_QUANTIZED_CACHE: 'weights.cacheDir',
+  SWSERVE_TELEMETRY_CLIENT_BUFFER_BYTES: 'telemetry.clientBufferBytes',
   SWSERVE_ALLOWED_ORIGINS: 'allowedOrigins',
 };
 
@@ -128,7 +157,7 @@ export function envLayer(env: NodeJS.ProcessEnv): Layer {
   return layer;
 }
 
-/** Flags use the same dotted keys as the file: `--port 9000`, `--limits.maxRunning 4`. */
+/** Flags use the same dotted keys as the file: `--port 9000`, `--limits.maxNumSeqs 4`. */
 export function setPath(target: Layer, dotted: string, value: unknown): void {
   const keys = dotted.split('.');
   let node = target;

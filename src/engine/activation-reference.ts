@@ -5,7 +5,7 @@
 // so no float32 copy of the model is ever loaded.
 import type { Checkpoint } from '../model/checkpoint.js';
 import { coordinateId, ORIGINAL_SWITCH, SUPER_ACTIVATION_PROMPT, type SuperWeightCoordinate } from '../model/switch-plan.js';
-import { BatchKvCache } from './kv-cache.js';
+import { HostKvCache } from './kv-cache.js';
 import { createModelSession, type ModelSession } from './session.js';
 import { packStep, type StepContext } from './step-batch.js';
 
@@ -58,15 +58,26 @@ export async function measureSuperActivationReference(input: ReferenceInput): Pr
   };
 }
 
-/** The signed switch-value tap at each known super weight after one prefill of the prompt. */
+/** The signed switch-value tap at each known super weight after one prefill of the prompt, at the token where its magnitude peaks. */
 async function superActivations(session: ModelSession, input: ReferenceInput, elements: 'float32' | 'float16'): Promise<Map<string, number>> {
   const { spec } = input.checkpoint;
-  const kv = BatchKvCache.empty({ numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements }, ['reference']);
-  const packed = packStep([{ tokens: input.promptIds, startPosition: 0, plan: ORIGINAL_SWITCH, allLogits: false }], kv, input.stepContext);
-  const out = await session.run(packed.feeds);
+  const numLayers = session.info.layers;
+  const kv = new HostKvCache({ numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements });
+  kv.open('reference');
+  const { views } = kv.arrange([[], ['reference']], input.promptIds.length);
+  const row = { kvId: 'reference', tokens: input.promptIds, startPosition: 0, plan: ORIGINAL_SWITCH, logits: 'none' as const };
+  const packed = packStep([], [row], { decode: views[0]!, prefill: views[1]! }, kv.slots, input.stepContext);
+  const out = await session.run(packed.feeds, true);
+  const switchValues = out.taps!.switchValues;
+  const K = packed.coordinates.length;
   const values = new Map<string, number>();
   packed.coordinates.forEach((c, k) => {
-    if (k < out.taps!.switchValues.length) values.set(coordinateId(c), out.taps!.switchValues[k]!);
+    let peak = 0;
+    for (let t = 0; t < packed.feeds.tokens; t++) {
+      const v = switchValues[t * K + k]!;
+      if (Math.abs(v) > Math.abs(peak)) peak = v;
+    }
+    values.set(coordinateId(c), peak);
   });
   return values;
 }

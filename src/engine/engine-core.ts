@@ -1,22 +1,26 @@
-// The engine loop, free of any thread or transport: requests in, one `session.run` per step for the
-// whole batch, per-sequence events out. The worker wraps it; tests and benchmarks drive it directly.
-import { coordinateId, coordinateProblems, SUPER_ACTIVATION_PROMPT, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
+// The engine loop, free of any thread or transport: requests in, one `session.run` per step for every
+// scheduled row, per-sequence events out. The worker wraps it; tests and benchmarks drive it directly.
+// A step: the scheduler decides (decodes, then prompt chunks within the token budget), the rows are
+// laid out in the KV cache and packed, the graph runs, the new keys and values are written in place,
+// and each sequence books its tokens (step-outputs.ts). A fault outside the run fails only the
+// sequences it concerns.
+import { coordinateId, coordinateProblems, SUPER_ACTIVATION_PROMPT, switchOverflowProblems, switchPlanProblems, type SuperWeightCoordinate } from '../model/switch-plan.js';
 import { measureSuperActivationReference } from './activation-reference.js';
 import { downProjElement, openCheckpoint, parameterCount, type Checkpoint } from '../model/checkpoint.js';
 import type { ComputeDtype } from '../model/graph-context.js';
 import { modelFolderName } from '../model/hub-cache.js';
 import { stopWordTokenIds } from './stop-words.js';
-import { activationFrame } from './activation-frames.js';
-import { BatchKvCache, type KvGeometry } from './kv-cache.js';
-import type { EngineErrorKind, EngineInfo, EngineUpdate, GenerationRequest, SequenceEvent, StepStats, TokenAlternative } from './protocol.js';
-import { logSoftmax, sampleToken, topLogprobs } from './sampler.js';
-import { Scheduler, type ScheduledStep, type SchedulerLimits } from './scheduler.js';
+import { ComparisonGroup, ScoringPass } from './comparison.js';
+import { HostKvCache, type KvCache, type KvGeometry } from './kv-cache.js';
+import type { EngineErrorKind, EngineInfo, EngineUpdate, GenerationRequest, SequenceEvent, StepStats } from './protocol.js';
+import { DEFAULT_SCHEDULER_LIMITS, Scheduler, type ScheduledStep, type SchedulerLimits } from './scheduler.js';
 import { Sequence } from './sequence.js';
 import type { DeviceRequest } from './device.js';
 import { createModelSession, type ModelSession, type StepFetches } from './session.js';
 import { floatWeightsInfo, prepareServedWeights, type ServedWeights } from './served-weights.js';
 import type { WeightOptions } from '../model/quantize/weight-format.js';
-import { packStep, type StepContext, type StepRow } from './step-batch.js';
+import { packStep, type PackedStep, type StepContext, type StepRow } from './step-batch.js';
+import { StepOutputs, type Work } from './step-outputs.js';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
 
 export interface EngineOptions {
@@ -24,7 +28,8 @@ export interface EngineOptions {
   device: DeviceRequest;
   /** Build the graph with the switch and taps (the product); off only for overhead measurements. */
   instrument: boolean;
-  limits: SchedulerLimits;
+  /** Defaults to DEFAULT_SCHEDULER_LIMITS. */
+  limits?: SchedulerLimits;
   /** Super weights in force for this model (registry, detection or a file next to the model). */
   knownSuperWeights: SuperWeightCoordinate[];
   /** Cap on prompt + output tokens; defaults to the model's max_position_embeddings. */
@@ -41,13 +46,28 @@ export interface EngineOptions {
 
 export type EngineListener = (update: EngineUpdate) => void;
 
+// Logits one step returns for one sequence's prompt positions (echo logprobs, stop-word mass, a
+// comparison's scoring): 16 MiB is 128 positions of a 32k vocabulary, so a 4k prompt never asks the
+// graph for [4k, V] at once.
+const MAX_PROMPT_LOGIT_BYTES = 16 * 2 ** 20;
+
+interface PreparedStep {
+  packed: PackedStep;
+  /** Packed row index of each cache row (sequence id). */
+  rowIndex: Map<string, number>;
+  withTaps: boolean;
+}
+
 export class EngineCore {
-  private readonly scheduler: Scheduler<Sequence>;
-  private readonly kv: BatchKvCache;
+  private readonly scheduler: Scheduler<Work>;
+  private readonly kv: KvCache;
   private readonly weightValues = new Map<string, number>();
   private readonly graphValues = new Map<string, number>();
   readonly stepContext: StepContext;
-  private readonly vocabSize: number;
+  private readonly comparisons = new Map<string, ComparisonGroup>();
+  private readonly outputs: StepOutputs;
+  private readonly promptLogitRows: number;
+  private decodeFrames = false;
 
   private constructor(
     readonly info: EngineInfo,
@@ -59,23 +79,30 @@ export class EngineCore {
     private readonly listener: EngineListener,
   ) {
     const { spec } = checkpoint;
-    this.scheduler = new Scheduler(options.limits);
-    this.kv = new BatchKvCache(this.kvGeometry(), session.kvTransfer);
-    this.vocabSize = spec.vocabSize;
+    this.scheduler = new Scheduler(options.limits ?? DEFAULT_SCHEDULER_LIMITS);
+    this.kv = new HostKvCache(this.kvGeometry());
+    this.promptLogitRows = Math.max(1, Math.floor(MAX_PROMPT_LOGIT_BYTES / (spec.vocabSize * Float32Array.BYTES_PER_ELEMENT)));
     this.stepContext = {
       numLayers: spec.numLayers,
-      slidingWindow: spec.slidingWindow,
       knownSuperWeights: options.knownSuperWeights,
       switchValues: { original: (c) => this.weightValue(c), inGraph: (c) => this.graphValue(c) },
     };
+    this.outputs = new StepOutputs(info, tokenizer, this.scheduler, this.kv, {
+      instrumented: session.info.instrumented,
+      comparisons: this.comparisons,
+      onComparisonReady: (group) => this.startScoring(group),
+    });
   }
 
   static async load(options: EngineOptions, listener: EngineListener): Promise<EngineCore> {
+    const started = performance.now();
     const checkpoint = openCheckpoint(options.modelDir);
+    const opened = performance.now();
     const { spec } = checkpoint;
     const problems = coordinateProblems(options.knownSuperWeights, spec);
     if (problems.length > 0) throw new Error(`super weights do not fit ${checkpoint.dir}: ${problems.join('; ')}`);
     const tokenizer = await loadTokenizer(checkpoint.dir);
+    const tokenized = performance.now();
     const served = prepareServedWeights({
       checkpoint,
       options: options.weights ?? {},
@@ -93,6 +120,7 @@ export class EngineCore {
     });
     const info: EngineInfo = {
       modelDir: checkpoint.dir,
+      loadMs: { checkpoint: opened - started, tokenizer: tokenized - opened, ...session.info.loadMs, total: 0 },
       modelId: spec.nameOrPath || modelFolderName(checkpoint.dir),
       architecture: spec.architecture,
       parameterCount: parameterCount(checkpoint),
@@ -126,6 +154,7 @@ export class EngineCore {
         intraOpThreads: options.intraOpThreads,
       });
     }
+    info.loadMs.total = performance.now() - started;
     return engine;
   }
 
@@ -133,125 +162,226 @@ export class EngineCore {
     return this.scheduler.waitingCount + this.scheduler.runningCount > 0;
   }
 
+  /** Whether decode steps build activation frames (prefill frames are always built: the metrics read them). */
+  setDecodeFrames(wanted: boolean): void {
+    this.decodeFrames = wanted;
+  }
+
+  /** Validates and queues a sequence; a request the engine cannot take is refused with an error event, never thrown. */
   submit(request: GenerationRequest): void {
-    const problem = this.validate(request);
+    try {
+      this.admit(request);
+    } catch (err) {
+      this.options.onWarning?.(`engine refused a request it could not read: ${(err as Error).message}`);
+      this.emit([{ type: 'error', id: String(request?.id), kind: 'engine_failure', message: `the engine could not take the request: ${(err as Error).message}` }]);
+    }
+  }
+
+  /** Marks a sequence (a comparison: every member) cancelled; it leaves at the next step. */
+  cancel(id: string): void {
+    const work = this.scheduler.find(id);
+    if (!work) {
+      const pass = [...this.comparisons.values()].find((g) => g.members.some((m) => m.id === id))?.pass;
+      if (pass) pass.cancelled = true;
+      return;
+    }
+    work.cancelled = true;
+    const group = work instanceof Sequence && work.request.comparison ? this.comparisons.get(work.request.comparison.group) : undefined;
+    for (const member of group?.members ?? []) member.cancelled = true;
+    if (group?.pass) group.pass.cancelled = true;
+  }
+
+  /** Runs one scheduled step. Returns false when there was nothing to do. */
+  async step(): Promise<boolean> {
+    const started = performance.now();
+    this.dropCancelled();
+    const step = this.scheduler.schedule();
+    const work = [...step.decode, ...step.prefill.map((c) => c.sequence)];
+    if (work.length === 0) return false;
+    let prepared: PreparedStep;
+    let out: StepFetches;
+    let runMs: number;
+    try {
+      prepared = this.prepare(step);
+      const runStarted = performance.now();
+      out = await this.session.run(prepared.packed.feeds, prepared.withTaps);
+      runMs = performance.now() - runStarted;
+      this.kv.write(out.present, prepared.packed.tokenKvIds, prepared.packed.tokenPositions);
+    } catch (err) {
+      this.fail(work, `the model run failed: ${(err as Error).message}`);
+      return true;
+    }
+    const booked = this.outputs.book(step, prepared.packed, prepared.rowIndex, out, this.decodeFrames, (w, message) => this.fail([w], message));
+    this.scheduler.update(step, booked.finished);
+    this.outputs.settle(booked);
+    this.emit(booked.events, this.stats(step, prepared.packed, runMs, performance.now() - started));
+    return true;
+  }
+
+  /** Cancels everything and frees the session. */
+  async close(): Promise<void> {
+    for (const w of this.scheduler.all()) this.cancel(w.id);
+    await this.session.release();
+  }
+
+  private admit(request: GenerationRequest): void {
+    const membership = request.comparison;
+    const group = membership ? this.comparisonGroup(membership.group, membership.size) : undefined;
+    if (group) group.seen++;
+    const problem = group?.failure ? { kind: 'invalid_request' as const, message: group.failure } : this.validate(request);
     if ('kind' in problem) {
+      if (group && !group.failure) this.failComparison(group, `state ${membership!.index} was refused: ${problem.message}`);
       this.emit([{ type: 'error', id: request.id, ...problem }]);
+      this.forgetComparisonIfSettled(group);
       return;
     }
     const reported = new Set([...this.options.knownSuperWeights, ...request.switchPlan.entries].map(coordinateId));
-    this.scheduler.add(new Sequence(request, problem, this.tokenizer, this.vocabSize, this.info.eosIds, this.info.contextLength, reported));
+    const sequence = new Sequence(
+      request,
+      problem,
+      this.tokenizer,
+      this.info.vocabSize,
+      this.info.eosIds,
+      this.info.contextLength,
+      reported,
+      this.info.numLayers,
+      request.promptLogprobs !== null || request.promptStopWordIds !== undefined || request.promptDistributions ? this.promptLogitRows : Infinity,
+    );
+    group?.members.push(sequence);
+    this.scheduler.add(sequence);
     const weightValues = Object.fromEntries(
       [...this.options.knownSuperWeights, ...request.switchPlan.entries].map((c) => [coordinateId(c), this.weightValue(c)]),
     );
     this.emit([{ type: 'accepted', id: request.id, promptTokens: problem.length, weightValues, switchPlan: request.switchPlan, tags: request.tags }]);
   }
 
-  /** Marks a sequence cancelled; it leaves the batch at the next step. */
-  cancel(id: string): void {
-    const s = this.scheduler.find(id);
-    if (s) s.cancelled = true;
+  private comparisonGroup(id: string, size: number): ComparisonGroup {
+    let group = this.comparisons.get(id);
+    if (!group) this.comparisons.set(id, (group = new ComparisonGroup(id, size)));
+    return group;
   }
 
-  /** Runs one scheduled step. Returns false when there was nothing to do. */
-  async step(): Promise<boolean> {
-    const started = performance.now();
-    const cancelled = this.scheduler.takeCancelled();
-    if (cancelled.length > 0) {
-      await this.kv.remove(new Set(cancelled.map((s) => s.id)));
-      this.emit(cancelled.map((s) => this.finishEvent(s, 'abort')));
+  /** Lays the step's rows out in the cache and packs the graph inputs. */
+  private prepare(step: ScheduledStep<Work>): PreparedStep {
+    const rows = new Map<string, StepRow>();
+    for (const s of step.decode) {
+      const seq = s as Sequence;
+      rows.set(seq.id, { kvId: seq.id, tokens: [seq.outputIds[seq.outputIds.length - 1]!], startPosition: seq.nextPosition, plan: seq.request.switchPlan, logits: 'last' });
     }
-    const step = this.scheduler.schedule();
-    if (step.kind === 'idle') return false;
-
-    const kv = step.kind === 'prefill' ? BatchKvCache.empty(this.kvGeometry(), step.sequences.map((s) => s.id), this.session.kvTransfer) : this.kv;
-    const sequences = step.kind === 'prefill' ? step.sequences : kv.rows.map((id) => this.scheduler.find(id)!);
-    const rows: StepRow[] = sequences.map((s) =>
-      step.kind === 'prefill'
-        ? { tokens: s.promptIds, startPosition: 0, plan: s.request.switchPlan, allLogits: s.request.promptLogprobs !== null || s.request.promptDistributionsFrom != null }
-        : { tokens: [s.outputIds[s.outputIds.length - 1]!], startPosition: s.nextPosition, plan: s.request.switchPlan, allLogits: false },
-    );
-    const packed = packStep(rows, kv, this.stepContext);
-    const runStarted = performance.now();
-    let out: StepFetches;
-    try {
-      out = await this.session.run(packed.feeds);
-    } catch (err) {
-      await this.failStep(step, sequences, kv, err as Error);
-      return true;
-    }
-    const runMs = performance.now() - runStarted;
-    kv.commit(out.present, packed.newPositions);
-
-    const events: SequenceEvent[] = [];
-    const finished = new Set<string>();
-    sequences.forEach((s, b) => {
-      const { first, count } = packed.logitRows[b]!;
-      const V = this.vocabSize;
-      if (step.kind === 'prefill') events.push(this.promptEvent(s, out.logits, first));
-      if (s.request.maxTokens === 0) {
-        finished.add(s.id);
-        events.push(this.finishEvent(s, 'length'));
-        return;
+    const prefillIds: string[] = [];
+    for (const { sequence: w, tokens } of step.prefill) {
+      if (w instanceof ScoringPass) {
+        for (const member of w.members) {
+          rows.set(member.id, {
+            kvId: member.id,
+            tokens: w.tokens.slice(w.computed, w.computed + tokens),
+            startPosition: w.startPosition + w.computed,
+            plan: member.request.switchPlan,
+            logits: 'all',
+          });
+          prefillIds.push(member.id);
+        }
+        continue;
       }
-      const last = first + count - 1;
-      const sampled = sampleToken(out.logits.subarray(last * V, (last + 1) * V), s.samplingParams(), s, s.rng, s.scratch, out.logitsLogSumExp[last]);
-      const frame = out.taps
-        ? activationFrame(out.taps, b, {
-            phase: step.kind,
-            step: s.steps,
-            positions: packed.newPositions[b]!,
-            reported: s.reportedCoordinates,
-          }, packed.coordinates, this.info)
-        : undefined;
-      s.steps++;
-      const { text, finished: done } = s.append(sampled.tokenId);
-      events.push({
-        type: 'token',
-        id: s.id,
-        tokenId: sampled.tokenId,
-        token: this.tokenizer.tokenText(sampled.tokenId),
-        text,
-        logprob: sampled.logprob,
-        top: sampled.topLogprobs.map((t) => this.alternative(t.tokenId, t.logprob)),
-        frame,
+      const s = w as Sequence;
+      if (!this.kv.has(s.id)) this.kv.open(s.id);
+      const completes = s.computed + tokens === s.promptLength;
+      rows.set(s.id, {
+        kvId: s.id,
+        tokens: s.promptIds.slice(s.computed, s.computed + tokens),
+        startPosition: s.computed,
+        plan: s.request.switchPlan,
+        logits: s.scoresPrompt ? 'all' : completes && s.request.maxTokens !== 0 ? 'last' : 'none',
       });
-      if (done) {
-        finished.add(s.id);
-        events.push(this.finishEvent(s, s.finishReason!));
+      prefillIds.push(s.id);
+    }
+    const needed = Math.max(...[...rows.values()].map((r) => r.startPosition + r.tokens.length));
+    const { order, views } = this.kv.arrange([step.decode.map((s) => s.id), prefillIds], needed);
+    const decodeRows = order[0]!.map((id) => rows.get(id)!);
+    const prefillRows = order[1]!.map((id) => rows.get(id)!);
+    const packed = packStep(decodeRows, prefillRows, { decode: views[0]!, prefill: views[1]! }, this.kv.slots, this.stepContext);
+    const rowIndex = new Map([...order[0]!, ...order[1]!].map((id, i) => [id, i]));
+    const promptRows = step.prefill.some((c) => c.sequence instanceof Sequence);
+    const withTaps = this.session.info.instrumented && (promptRows || (this.decodeFrames && step.decode.length > 0));
+    return { packed, rowIndex, withTaps };
+  }
+
+  /** Once every member is done: their rows go back to the prompt and score the baseline together. */
+  private startScoring(group: ComparisonGroup): void {
+    const members = group.ordered();
+    const pass = new ScoringPass(group, members, Math.max(1, Math.floor(this.promptLogitRows / members.length)), members[0]!.request.comparison!.stopWordIds);
+    group.pass = pass;
+    for (const m of members) this.kv.truncate(m.id, pass.startPosition);
+    this.scheduler.resume(pass, members.map((m) => m.id));
+  }
+
+  private dropCancelled(): void {
+    const cancelled = this.scheduler.takeCancelled();
+    if (cancelled.length === 0) return;
+    const events: SequenceEvent[] = [];
+    for (const w of cancelled) {
+      for (const s of w instanceof ScoringPass ? w.members : [w as Sequence]) {
+        this.kv.close(s.id);
+        events.push(this.outputs.finishEvent(s, 'abort'));
       }
-    });
-    await kv.remove(finished);
-    if (step.kind === 'prefill') await this.kv.merge(kv);
-    this.scheduler.update(step, finished);
-    this.emit(events, this.stats(step, rows.length, packed.feeds.tokens, runMs, performance.now() - started));
-    return true;
+      this.forgetComparisonOf(w);
+    }
+    this.emit(events);
   }
 
-  /** A failed run ends only the sequences of that step; the engine keeps serving the others. */
-  private async failStep(step: ScheduledStep<Sequence>, sequences: Sequence[], kv: BatchKvCache, err: Error): Promise<void> {
-    const ids = new Set(sequences.map((s) => s.id));
-    await kv.remove(ids);
-    this.scheduler.update(step, ids);
-    this.options.onWarning?.(`engine step failed: ${err.message}`);
-    this.emit(sequences.map((s) => ({ type: 'error', id: s.id, kind: 'engine_failure', message: `the model run failed: ${err.message}` })));
+  /**
+   * Ends these sequences with an engine error (a comparison: all its members); the engine keeps serving
+   * the others. Sequences waiting to share a failed one's prefill go back to the queue and compute it.
+   */
+  private fail(work: readonly Work[], message: string): void {
+    this.options.onWarning?.(`engine step failed: ${message}`);
+    const events: SequenceEvent[] = [];
+    const failed = new Set<Sequence>();
+    for (const w of work) {
+      const group = w instanceof ScoringPass ? w.group : (w as Sequence).request.comparison ? this.comparisons.get((w as Sequence).request.comparison!.group) : undefined;
+      for (const s of group ? group.members : [w as Sequence]) failed.add(s);
+      if (group?.pass) this.scheduler.remove(group.pass.id);
+      if (group) group.failure = message;
+    }
+    for (const s of failed) {
+      this.scheduler.remove(s.id);
+      this.kv.close(s.id);
+      events.push({ type: 'error', id: s.id, kind: 'engine_failure', message });
+    }
+    for (const w of work) this.forgetComparisonOf(w);
+    this.emit(events);
   }
 
-  /** Cancels everything and frees the session. */
-  async close(): Promise<void> {
-    for (const id of this.kv.rows) this.cancel(id);
-    await this.session.release();
+  private failComparison(group: ComparisonGroup, message: string): void {
+    group.failure = message;
+    const events: SequenceEvent[] = group.members.map((s) => ({ type: 'error', id: s.id, kind: 'invalid_request', message }));
+    for (const s of group.members) {
+      this.scheduler.remove(s.id);
+      this.kv.close(s.id);
+    }
+    group.members.length = 0;
+    this.emit(events);
   }
 
-  private validate(request: GenerationRequest): number[] | { kind: EngineErrorKind; message: string } {
+  private forgetComparisonOf(work: Work): void {
+    const id = work instanceof ScoringPass ? work.group.id : (work as Sequence).request.comparison?.group;
+    if (id !== undefined) this.comparisons.delete(id);
+  }
+
+  /** A failed comparison is dropped once all its members have been submitted. */
+  private forgetComparisonIfSettled(group: ComparisonGroup | undefined): void {
+    if (group?.failure && group.seen >= group.size) this.comparisons.delete(group.id);
+  }
+
+  private validate(request: GenerationRequest): number[] | { kind: EngineErrorKind; message: string; field?: 'switch' } {
     const invalid = (message: string): { kind: EngineErrorKind; message: string } => ({ kind: 'invalid_request', message });
     let ids: number[];
     if ('text' in request.prompt) {
       ids = this.tokenizer.encode(request.prompt.text, { addSpecialTokens: request.prompt.addSpecialTokens ?? true });
     } else {
       ids = request.prompt.tokenIds;
-      const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.vocabSize);
-      if (bad !== undefined) return invalid(`token id ${bad} is outside the vocabulary (0..${this.vocabSize - 1})`);
+      const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= this.info.vocabSize);
+      if (bad !== undefined) return invalid(`token id ${bad} is outside the vocabulary (0..${this.info.vocabSize - 1})`);
     }
     if (ids.length === 0) return invalid('the prompt is empty');
     const context = this.info.contextLength;
@@ -263,65 +393,32 @@ export class EngineCore {
         message: `the context length is ${context} tokens, but ${ids.length} prompt tokens${request.maxTokens ? ` + ${request.maxTokens} max tokens` : ''} were requested`,
       };
     }
-    const bias = [...request.sampling.logitBias.keys()].find((id) => id >= this.vocabSize);
-    if (bias !== undefined) return invalid(`logit_bias token id ${bias} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    const bias = [...request.sampling.logitBias.keys()].find((id) => id >= this.info.vocabSize);
+    if (bias !== undefined) return invalid(`logit_bias token id ${bias} is outside the vocabulary (0..${this.info.vocabSize - 1})`);
+    const c = request.comparison;
+    if (c && (request.maxTokens === 0 || !(c.index >= 0 && c.index < c.size))) return invalid('a comparison member must generate and have an index below the group size');
+    if (!this.session.info.instrumented && request.switchPlan.entries.some((e) => e.scale !== 1)) {
+      return { kind: 'invalid_request', message: 'this engine runs the plain graph (instrument off), which has no super-weight switch', field: 'switch' };
+    }
     const problems = switchPlanProblems(request.switchPlan, this.checkpoint.spec);
-    return problems.length > 0 ? invalid(problems.join('; ')) : ids;
+    if (problems.length === 0) problems.push(...switchOverflowProblems(request.switchPlan, (c) => this.weightValue(c)));
+    return problems.length > 0 ? { kind: 'invalid_request', message: problems.join('; '), field: 'switch' } : ids;
   }
 
-  private promptEvent(s: Sequence, logits: Float32Array, first: number): SequenceEvent {
-    const event: SequenceEvent = {
-      type: 'prompt',
-      id: s.id,
-      promptIds: s.promptIds,
-      promptText: 'text' in s.request.prompt ? s.request.prompt.text : this.tokenizer.decode(s.promptIds, { skipSpecialTokens: true }),
-      promptTokens: s.promptIds.map((id) => this.tokenizer.tokenText(id)),
-    };
-    const V = this.vocabSize;
-    const from = s.request.promptDistributionsFrom;
-    if (from != null) {
-      event.distributions = [];
-      for (let t = Math.max(0, from); t < s.promptIds.length; t++) event.distributions.push(logSoftmax(logits.subarray((first + t) * V, (first + t + 1) * V)));
-    }
-    const k = s.request.promptLogprobs;
-    if (k === null) return event;
-    event.promptLogprobs = [null];
-    for (let t = 1; t < s.promptIds.length; t++) {
-      const row = logSoftmax(logits.subarray((first + t - 1) * V, (first + t) * V));
-      event.promptLogprobs.push({
-        logprob: row[s.promptIds[t]!]!,
-        top: topLogprobs(row, k).map((a) => this.alternative(a.tokenId, a.logprob)),
-      });
-    }
-    return event;
-  }
-
-  private alternative(tokenId: number, logprob: number): TokenAlternative {
-    return { tokenId, token: this.tokenizer.tokenText(tokenId), logprob };
-  }
-
-  private finishEvent(s: Sequence, reason: 'stop' | 'length' | 'abort'): SequenceEvent {
-    s.finish(reason);
+  private stats(step: ScheduledStep<Work>, packed: PackedStep, runMs: number, totalMs: number): StepStats {
+    const prefillTokens = step.prefill.reduce((a, c) => a + c.tokens * c.sequence.width, 0);
+    const switched = (s: Sequence): boolean => s.request.switchPlan.entries.some((e) => e.scale !== 1);
+    const rows = [...step.decode, ...step.prefill.map((c) => c.sequence)].flatMap((w) => (w instanceof ScoringPass ? w.members : [w as Sequence]));
     return {
-      type: 'finish',
-      id: s.id,
-      reason: s.finishReason!,
-      text: reason === 'abort' ? '' : s.flushText(),
-      stopString: s.stopString,
-      promptTokens: s.promptIds.length,
-      completionTokens: s.outputIds.length,
-    };
-  }
-
-  private stats(step: ScheduledStep<Sequence>, batchSize: number, tokens: number, runMs: number, totalMs: number): StepStats {
-    const sequences = step.kind === 'idle' ? [] : step.sequences;
-    return {
-      phase: step.kind === 'prefill' ? 'prefill' : 'decode',
-      batchSize,
-      tokens,
+      phase: prefillTokens > 0 ? 'prefill' : 'decode',
+      batchSize: packed.rows.length,
+      tokens: packed.feeds.tokens,
+      decodeRows: packed.feeds.decodeRows,
+      prefillRows: packed.feeds.prefillRows,
+      prefillTokens,
       runMs,
       totalMs,
-      switchedRows: sequences.filter((s) => s.request.switchPlan.entries.some((e) => e.scale !== 1)).length,
+      switchedRows: rows.filter(switched).length,
     };
   }
 

@@ -1,11 +1,9 @@
-// The running batch's KV cache: per layer [B, kvHeads, P, D], one row per sequence.
-// Every step appends its T new slots to every row (the graph concatenates), so rows of different
-// lengths carry empty slots, recorded as position -1 and masked out. Rows join by merging a prefill
-// batch's cache and leave by compaction; neither happens on a plain decode step, whose present
-// outputs become the next step's inputs without a copy. With a KvTransfer (WebGPU) the layers live on
-// the device between decode steps; a join or a leave brings them to the host, rebuilds the batch
-// there, and the next step takes it back up.
-import { isDeviceKv, type KvData, type KvTransfer, type LayerKv } from './session.js';
+// The KV cache behind a short interface (a device-resident cache can replace the host one once the
+// Node binding keeps outputs on the device). One row per sequence; slot s of a row holds position s.
+// The graph reads each step's groups of rows as views ([rows, kvH, slots, D] per layer) and returns
+// only the new tokens' keys and values, which `write` puts in place: a decode step copies B tokens,
+// a join or a leave moves at most the rows that must change place, never the batch.
+import type { KvData, LayerKv } from './session.js';
 
 export interface KvGeometry {
   numLayers: number;
@@ -15,139 +13,225 @@ export interface KvGeometry {
   elements: 'float32' | 'float16';
 }
 
-export class BatchKvCache {
-  private rowIds: string[] = [];
-  private layers: LayerKv[];
-  /** Per row, the token position held in each slot, -1 for an empty slot. */
-  private positions: Int32Array[] = [];
-  private slotCount = 0;
+export interface KvCache {
+  /** Slots per row: the P of the graph's past inputs. */
+  readonly slots: number;
+  /** Rows in use. */
+  readonly size: number;
+  has(id: string): boolean;
+  /** Positions cached for a sequence (so its next position). */
+  length(id: string): number;
+  /** Gives a new sequence an empty row. */
+  open(id: string): void;
+  /** Frees a sequence's row. */
+  close(id: string): void;
+  /** Forgets a sequence's positions from `length` on, so they can be computed again. */
+  truncate(id: string, length: number): void;
+  /** Opens `to` with a copy of `from`'s first `length` positions (a shared prefix). */
+  fork(from: string, to: string, length: number): void;
+  /**
+   * Places each group's rows next to each other, with room for `needed` slots in every row, and
+   * returns each group's sequences in row order with the views the graph reads. Views stay valid
+   * until the next call that changes the cache.
+   */
+  arrange(groups: readonly (readonly string[])[], needed: number): { order: string[][]; views: LayerKv[][] };
+  /** Writes a step's new keys and values: token i goes to sequence `ids[i]` at position `positions[i]`. */
+  write(present: readonly LayerKv[], ids: readonly string[], positions: Int32Array): void;
+}
 
-  constructor(
-    private readonly geometry: KvGeometry,
-    private readonly transfer?: KvTransfer,
-  ) {
-    this.layers = this.emptyLayers();
-  }
+// Slot and row capacities grow by doubling from these, so growth copies the cache O(log) times;
+// they shrink once a quarter would do, so one long sequence does not leave every row long.
+export const MIN_SLOTS = 64;
+const MIN_ROWS = 1;
+const SHRINK_FACTOR = 4;
 
-  /** Sequence ids in row order. */
-  get rows(): readonly string[] {
-    return this.rowIds;
+/** The cache in host memory: per layer, one buffer of [rows, kvH, slots, D] for keys and one for values. */
+export class HostKvCache implements KvCache {
+  private layers: LayerKv[] = [];
+  private rowCapacity = 0;
+  private slotCapacity = 0;
+  private readonly rowOf = new Map<string, number>();
+  private readonly lengths = new Map<string, number>();
+  /** Sequence id per row, undefined for a free row. */
+  private occupant: (string | undefined)[] = [];
+
+  constructor(private readonly geometry: KvGeometry) {
+    this.resize(MIN_ROWS, MIN_SLOTS);
   }
 
   get slots(): number {
-    return this.slotCount;
+    return this.slotCapacity;
   }
 
-  get past(): LayerKv[] {
-    return this.layers;
+  get size(): number {
+    return this.rowOf.size;
   }
 
-  slotPositions(row: number): Int32Array {
-    return this.positions[row]!;
+  has(id: string): boolean {
+    return this.rowOf.has(id);
   }
 
-  /** Starts an empty cache for these sequences (a prefill batch). */
-  static empty(geometry: KvGeometry, rowIds: string[], transfer?: KvTransfer): BatchKvCache {
-    const cache = new BatchKvCache(geometry, transfer);
-    cache.rowIds = [...rowIds];
-    cache.positions = rowIds.map(() => new Int32Array(0));
-    return cache;
+  length(id: string): number {
+    return this.lengths.get(id) ?? 0;
   }
 
-  /** Takes a step's present tensors (P + T slots); `newPositions[row]` holds T positions, -1 for padding. */
-  commit(present: LayerKv[], newPositions: Int32Array[]): void {
-    const added = newPositions[0]?.length ?? 0;
-    // The step has read the old layers; on a device they are freed now, not when the collector runs.
-    this.transfer?.release(this.layers);
-    this.layers = present;
-    this.positions = this.positions.map((old, row) => {
-      const next = new Int32Array(old.length + added);
-      next.set(old);
-      next.set(newPositions[row]!, old.length);
-      return next;
+  open(id: string): void {
+    if (this.rowOf.has(id)) throw new Error(`sequence ${id} already has a KV row`);
+    if (this.rowOf.size === this.rowCapacity) this.resize(this.rowCapacity * 2, this.slotCapacity);
+    const row = this.occupant.findIndex((o) => o === undefined);
+    this.place(id, row);
+    this.lengths.set(id, 0);
+  }
+
+  close(id: string): void {
+    const row = this.rowOf.get(id);
+    if (row === undefined) return;
+    this.rowOf.delete(id);
+    this.lengths.delete(id);
+    this.occupant[row] = undefined;
+  }
+
+  truncate(id: string, length: number): void {
+    this.lengths.set(id, Math.min(this.length(id), length));
+  }
+
+  fork(from: string, to: string, length: number): void {
+    this.open(to);
+    this.copyRow(this.rowOf.get(from)!, this.rowOf.get(to)!, length);
+    this.lengths.set(to, length);
+  }
+
+  arrange(groups: readonly (readonly string[])[], needed: number): { order: string[][]; views: LayerKv[][] } {
+    this.fitCapacity(needed);
+    let start = 0;
+    const ranges = groups.map((ids) => {
+      const range = { start, end: start + ids.length };
+      start = range.end;
+      return range;
     });
-    this.slotCount += added;
+    const inRanges = (row: number): boolean => row < start;
+    groups.forEach((ids, g) => {
+      const { start: from, end } = ranges[g]!;
+      const members = new Set(ids);
+      const vacant: number[] = [];
+      for (let row = from; row < end; row++) if (!members.has(this.occupant[row]!)) vacant.push(row);
+      for (const id of ids) {
+        const row = this.rowOf.get(id)!;
+        if (row >= from && row < end) continue;
+        const target = vacant.pop()!;
+        const outsider = this.occupant[target];
+        if (outsider !== undefined) this.moveRow(outsider, this.freeRowOutside(inRanges));
+        this.moveRow(id, target);
+      }
+    });
+    const order = groups.map((_, g) => this.occupant.slice(ranges[g]!.start, ranges[g]!.end) as string[]);
+    return { order, views: ranges.map(({ start: from, end }) => this.views(from, end)) };
   }
 
-  /** Appends another cache's rows (a finished prefill) to this batch. */
-  async merge(other: BatchKvCache): Promise<void> {
-    await this.bringToHost();
-    await other.bringToHost();
-    const slots = Math.max(this.slotCount, other.slotCount);
-    const sources = [
-      ...this.rowIds.map((_, r) => ({ cache: this as BatchKvCache, row: r })),
-      ...other.rowIds.map((_, r) => ({ cache: other, row: r })),
-    ];
-    this.rebuild(sources, slots, (src) => Array.from({ length: src.cache.slotCount }, (_, s) => s));
-    this.rowIds = [...this.rowIds, ...other.rowIds];
-  }
-
-  /** Drops finished rows, then every slot that no remaining row uses. */
-  async remove(ids: ReadonlySet<string>): Promise<void> {
-    if (!this.rowIds.some((id) => ids.has(id))) return;
-    if (this.rowIds.every((id) => ids.has(id))) {
-      this.transfer?.release(this.layers);
-      this.layers = this.emptyLayers();
-      this.rowIds = [];
-      this.positions = [];
-      this.slotCount = 0;
-      return;
-    }
-    await this.bringToHost();
-    const keptRows = this.rowIds.map((id, row) => ({ id, row })).filter(({ id }) => !ids.has(id));
-    const usedSlots: number[] = [];
-    for (let s = 0; s < this.slotCount; s++) {
-      if (keptRows.some(({ row }) => this.positions[row]![s]! >= 0)) usedSlots.push(s);
-    }
-    this.rebuild(
-      keptRows.map(({ row }) => ({ cache: this as BatchKvCache, row })),
-      usedSlots.length,
-      () => usedSlots,
-    );
-    this.rowIds = keptRows.map(({ id }) => id);
-  }
-
-  /** Whether the layers are on the device (WebGPU between decode steps). */
-  get onDevice(): boolean {
-    return this.layers.some((l) => isDeviceKv(l.key));
-  }
-
-  private async bringToHost(): Promise<void> {
-    if (this.transfer && this.onDevice) this.layers = await this.transfer.toHost(this.layers);
-  }
-
-  private emptyLayers(): LayerKv[] {
-    return Array.from({ length: this.geometry.numLayers }, () => ({ key: this.alloc(0), value: this.alloc(0) }));
-  }
-
-  private rebuild(sources: { cache: BatchKvCache; row: number }[], slots: number, slotMap: (src: { cache: BatchKvCache; row: number }) => number[]): void {
+  write(present: readonly LayerKv[], ids: readonly string[], positions: Int32Array): void {
     const { kvHeads, headDim } = this.geometry;
-    const rows = sources.length;
-    const maps = sources.map(slotMap);
-    const runs = maps.map(contiguousRuns);
-    this.layers = this.layers.map((_, l) => {
-      const key = this.alloc(rows * kvHeads * slots * headDim);
-      const value = this.alloc(rows * kvHeads * slots * headDim);
-      sources.forEach((src, r) => {
-        const from = src.cache.layers[l]! as { key: KvData; value: KvData };
-        const srcSlots = src.cache.slotCount;
-        for (const [start, dst, length] of runs[r]!) {
-          for (let h = 0; h < kvHeads; h++) {
-            const at = ((src.row * kvHeads + h) * srcSlots + start) * headDim;
-            const to = ((r * kvHeads + h) * slots + dst) * headDim;
-            key.set(from.key.subarray(at, at + length * headDim), to);
-            value.set(from.value.subarray(at, at + length * headDim), to);
+    const slots = this.slotCapacity;
+    const rows = ids.map((id) => this.rowOf.get(id)!);
+    this.layers.forEach((layer, l) => {
+      const { key, value } = present[l]!;
+      for (let i = 0; i < ids.length; i++) {
+        for (let h = 0; h < kvHeads; h++) {
+          const to = ((rows[i]! * kvHeads + h) * slots + positions[i]!) * headDim;
+          const from = (i * kvHeads + h) * headDim;
+          for (let d = 0; d < headDim; d++) {
+            layer.key[to + d] = key[from + d]!;
+            layer.value[to + d] = value[from + d]!;
           }
         }
-      });
-      return { key, value };
+      }
     });
-    this.positions = sources.map((src, r) => {
-      const next = new Int32Array(slots).fill(-1);
-      maps[r]!.forEach((s, dst) => (next[dst] = src.cache.positions[src.row]![s]!));
-      return next;
+    ids.forEach((id, i) => this.lengths.set(id, Math.max(this.length(id), positions[i]! + 1)));
+  }
+
+  private views(from: number, end: number): LayerKv[] {
+    const stride = this.rowStride();
+    return this.layers.map(({ key, value }) => ({ key: key.subarray(from * stride, end * stride), value: value.subarray(from * stride, end * stride) }));
+  }
+
+  private fitCapacity(needed: number): void {
+    const longest = Math.max(needed, ...this.lengths.values());
+    let slots = this.slotCapacity;
+    if (longest > slots) slots = nextPowerOfTwo(longest);
+    else if (slots > MIN_SLOTS && longest * SHRINK_FACTOR <= slots) slots = Math.max(MIN_SLOTS, nextPowerOfTwo(longest));
+    let rows = this.rowCapacity;
+    if (rows > MIN_ROWS && this.rowOf.size * SHRINK_FACTOR <= rows) rows = Math.max(MIN_ROWS, nextPowerOfTwo(this.rowOf.size + 1));
+    if (slots !== this.slotCapacity || rows !== this.rowCapacity) this.resize(rows, slots);
+  }
+
+  /** New buffers of the given capacity; sequences keep their rows when they fit, else move to the lowest free ones. */
+  private resize(rows: number, slots: number): void {
+    const { numLayers } = this.geometry;
+    const oldLayers = this.layers;
+    const oldSlots = this.slotCapacity;
+    const oldRows = new Map(this.rowOf);
+    const stride = this.geometry.kvHeads * slots * this.geometry.headDim;
+    this.layers = Array.from({ length: numLayers }, () => ({ key: this.alloc(rows * stride), value: this.alloc(rows * stride) }));
+    this.rowCapacity = rows;
+    this.slotCapacity = slots;
+    this.occupant = new Array<string | undefined>(rows).fill(undefined);
+    this.rowOf.clear();
+    // In row order, so a sequence that must move (its row is past the new capacity) never takes a row a later one keeps.
+    for (const [id, oldRow] of [...oldRows].sort((a, b) => a[1] - b[1])) {
+      const row = oldRow < rows ? oldRow : this.occupant.findIndex((o) => o === undefined);
+      this.place(id, row);
+      this.copyBetween(oldLayers, oldSlots, oldRow, row, this.length(id));
+    }
+  }
+
+  private freeRowOutside(inRanges: (row: number) => boolean): number {
+    let row = this.occupant.findIndex((o, r) => o === undefined && !inRanges(r));
+    if (row < 0) {
+      this.resize(this.rowCapacity * 2, this.slotCapacity);
+      row = this.occupant.findIndex((o, r) => o === undefined && !inRanges(r));
+    }
+    return row;
+  }
+
+  private moveRow(id: string, to: number): void {
+    const from = this.rowOf.get(id)!;
+    this.copyRow(from, to, this.length(id));
+    this.occupant[from] = undefined;
+    this.place(id, to);
+  }
+
+  private place(id: string, row: number): void {
+    this.rowOf.set(id, row);
+    this.occupant[row] = id;
+  }
+
+  /** Copies the first `length` positions of row `from` to row `to`, within the current buffers. */
+  private copyRow(from: number, to: number, length: number): void {
+    const { kvHeads, headDim } = this.geometry;
+    const slots = this.slotCapacity;
+    for (const { key, value } of this.layers) {
+      for (let h = 0; h < kvHeads; h++) {
+        const src = (from * kvHeads + h) * slots * headDim;
+        const dst = (to * kvHeads + h) * slots * headDim;
+        key.copyWithin(dst, src, src + length * headDim);
+        value.copyWithin(dst, src, src + length * headDim);
+      }
+    }
+  }
+
+  private copyBetween(source: LayerKv[], sourceSlots: number, from: number, to: number, length: number): void {
+    const { kvHeads, headDim } = this.geometry;
+    this.layers.forEach((layer, l) => {
+      for (let h = 0; h < kvHeads; h++) {
+        const src = (from * kvHeads + h) * sourceSlots * headDim;
+        const dst = (to * kvHeads + h) * this.slotCapacity * headDim;
+        layer.key.set(source[l]!.key.subarray(src, src + length * headDim), dst);
+        layer.value.set(source[l]!.value.subarray(src, src + length * headDim), dst);
+      }
     });
-    this.slotCount = slots;
+  }
+
+  private rowStride(): number {
+    return this.geometry.kvHeads * this.slotCapacity * this.geometry.headDim;
   }
 
   private alloc(length: number): KvData {
@@ -155,13 +239,6 @@ export class BatchKvCache {
   }
 }
 
-/** [sourceStart, destinationStart, length] runs of consecutive slots, so copies move whole blocks. */
-function contiguousRuns(map: number[]): [number, number, number][] {
-  const runs: [number, number, number][] = [];
-  map.forEach((s, dst) => {
-    const last = runs[runs.length - 1];
-    if (last && last[0] + last[2] === s) last[2]++;
-    else runs.push([s, dst, 1]);
-  });
-  return runs;
+function nextPowerOfTwo(n: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }

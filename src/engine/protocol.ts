@@ -11,8 +11,10 @@ export interface GenerationRequest {
   id: string;
   /** Text is tokenized with the model's special tokens (BOS) unless `addSpecialTokens` is false (chat templates add their own). */
   prompt: { text: string; addSpecialTokens?: boolean } | { tokenIds: number[] };
-  /** 0 scores the prompt only (with `promptLogprobs`), generating nothing; null runs to the end of the context. */
+  /** 0 scores the prompt only (with `promptLogprobs`), generating nothing; null runs to the end of the context... */
   maxTokens: number | null;
+  /** ...or, with maxTokens null, at most this many tokens (a server's limit), whichever comes first. */
+  maxTokensLimit?: number;
   sampling: SamplingParams;
   /** Selects the random stream for the seed, so choices of one request differ. */
   streamIndex: number;
@@ -22,14 +24,40 @@ export interface GenerationRequest {
   minTokens: number;
   /** Top alternatives for each prompt token's logprob (echo); null computes none. */
   promptLogprobs: number | null;
-  /** Full next-token log-distributions for prompt positions from this one on (A/B comparisons); null for none. */
-  promptDistributionsFrom?: number | null;
+  /** Token ids whose next-token probability is summed at each prompt position (the stop-word mass); absent for none. */
+  promptStopWordIds?: number[];
+  /**
+   * The log-distribution at each prompt position but the last: in-process callers only (the
+   * quantization study compares two models' distributions). No API route sets it, so no HTTP request
+   * makes the engine build a [T, V] result.
+   */
+  promptDistributions?: boolean;
+  /** Membership of an A/B comparison: the group's sequences generate, then score the baseline's tokens in the worker. */
+  comparison?: ComparisonMembership;
   /** Who asked, passed through untouched to the `accepted` event for subscribers such as telemetry. */
   tags?: SequenceTags;
   switchPlan: SwitchPlan;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface ComparisonMembership {
+  /** Shared by the group's sequences (one per switch state). */
+  group: string;
+  /** 0 is the baseline, whose tokens every member scores. */
+  index: number;
+  size: number;
+  /** Token ids whose probability is summed per scored position. */
+  stopWordIds: number[];
+}
+
+/** What a comparison member's switch state makes of the baseline's tokens, one entry per baseline token. */
+export interface ComparisonScores {
+  baselineTokenLogprobs: number[];
+  /** KL(baseline || this state) of the next-token distributions, in nats. */
+  klDivergence: number[];
+  stopWordMass: number[];
+}
 
 export interface SequenceTags {
   /** The response id, or the client's X-Request-Id. */
@@ -92,7 +120,9 @@ export type SequenceEvent =
       promptTokens: string[];
       /** Per prompt token (the first has none): its logprob and the top alternatives. */
       promptLogprobs?: ({ logprob: number; top: TokenAlternative[] } | null)[];
-      /** Log-softmax over the vocabulary after each prompt position from `promptDistributionsFrom`. */
+      /** Per prompt position but the last, the probability the next token is one of `promptStopWordIds`. */
+      stopWordMass?: number[];
+      /** With `promptDistributions`: per prompt position but the last, log-probabilities over the vocabulary. */
       distributions?: Float32Array[];
     }
   | {
@@ -115,15 +145,26 @@ export type SequenceEvent =
       stopString?: string;
       promptTokens: number;
       completionTokens: number;
+      /** For a comparison member: its state's scores of the baseline's tokens. */
+      comparison?: ComparisonScores;
     }
-  /** The request itself is wrong (`invalid_request`, `context_length_exceeded`) or the engine could not serve it. */
-  | { type: 'error'; id: string; kind: EngineErrorKind; message: string };
+  /**
+   * The request itself is wrong (`invalid_request`, `context_length_exceeded`) or the engine could not
+   * serve it; `field` says which part of a wrong request (the prompt unless it is the switch plan).
+   */
+  | { type: 'error'; id: string; kind: EngineErrorKind; message: string; field?: 'prompt' | 'switch' };
 
 export interface StepStats {
+  /** 'prefill' when the step fed prompt tokens (decodes may share it), else 'decode'. */
   phase: 'prefill' | 'decode';
+  /** Cache rows the step computed (decoding and prefilling). */
   batchSize: number;
-  /** Tokens per row fed this step (padded). */
+  /** Tokens fed (one per decoding row plus the prompt chunks). */
   tokens: number;
+  decodeRows: number;
+  prefillRows: number;
+  /** Prompt tokens fed (the chunks, without padding). */
+  prefillTokens: number;
   runMs: number;
   totalMs: number;
   /** Rows by switch state, for the observability of mixed batches. */
@@ -145,6 +186,8 @@ export interface EngineUpdate {
 
 export interface EngineInfo {
   modelDir: string;
+  /** Milliseconds of each load phase, for the log (where a slow start goes). */
+  loadMs: { checkpoint: number; tokenizer: number; graph: number; session: number; total: number };
   modelId: string;
   architecture: string;
   parameterCount: number;
@@ -170,7 +213,11 @@ export interface EngineInfo {
 export type WorkerInbound =
   | { type: 'submit'; request: GenerationRequest }
   | { type: 'cancel'; id: string }
-  | { type: 'shutdown' };
+  /** Whether anyone (a WebSocket subscriber) wants decode steps' activation frames; prefill frames always come. */
+  | { type: 'frames'; decode: boolean }
+  | { type: 'shutdown' }
+  /** Ends the thread at once with this exit code, as a crash would (fault drills); handled between steps. */
+  | { type: 'exit'; code: number };
 
 export type WorkerOutbound =
   | { type: 'ready'; info: EngineInfo }

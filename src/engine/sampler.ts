@@ -366,6 +366,8 @@ function kthLargestValue(values: Float32Array, k: number): number {
 
 /** Ids of the k largest values, largest first, ties to the lowest id. */
 function topKIndices(values: Float32Array, k: number): number[] {
+  // Most requests ask for no alternatives: skip the pass over the vocabulary.
+  if (k <= 0) return [];
   const top = new TopK(Math.min(k, values.length));
   for (let i = 0; i < values.length; i++) top.push(values[i], i);
   return top.sortedIds();

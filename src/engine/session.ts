@@ -1,7 +1,7 @@
 // The only file that touches onnxruntime: builds the decoder graph for the chosen device, creates the
-// session (falling back to CPU loudly when CUDA or WebGPU cannot start), and runs one batch step. On
-// WebGPU the present KV outputs stay on the device (preferredOutputLocation) and go back in as the next
-// step's past without crossing to the host; only a batch change brings them over (kv-cache.ts).
+// session (falling back to CPU loudly when CUDA or WebGPU cannot start), and runs one batch step. The
+// KV cache lives on the host (kv-cache.ts): each step sends its rows' views and gets back only the new
+// tokens' keys and values, on every device.
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { buildServingGraph } from '../model/serving-graph.js';
@@ -9,53 +9,55 @@ import { DECODER_OPSET } from '../model/decoder-graph.js';
 import { GraphBuilder } from '../model/onnx-graph.js';
 import type { ComputeDtype, QuantizedGraphWeights } from '../model/graph-context.js';
 import type { DeviceRequest } from './device.js';
-import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue, switchCols, switchFactors, switchRestoreFactors, switchRows } from '../model/graph-io.js';
+import { decodePastKey, decodePastValue, INPUT, OUTPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from '../model/graph-io.js';
 
 /** KV elements as the graph holds them: float32, or float16 bits on CUDA. */
 export type KvData = Float32Array | Uint16Array;
 
-/** A KV tensor the device keeps (WebGPU); opaque outside this file. */
-export interface DeviceKv {
-  readonly onDevice: true;
-}
-
 export interface LayerKv {
-  key: KvData | DeviceKv;
-  value: KvData | DeviceKv;
+  key: KvData;
+  value: KvData;
 }
 
-/** Host copies of the KV layers (those on the device are copied over and let go). */
-export interface KvTransfer {
-  toHost(layers: LayerKv[]): Promise<{ key: KvData; value: KvData }[]>;
-  /** Lets go of device tensors that are no longer read. */
-  release(layers: LayerKv[]): void;
-}
-
-export const isDeviceKv = (data: KvData | DeviceKv): data is DeviceKv => 'onDevice' in data;
-
-/** One batch step's inputs as plain typed arrays (shapes in graph-io.ts). */
+/** One step's inputs as plain typed arrays (shapes and meaning in graph-io.ts). */
 export interface StepFeeds {
-  batch: number;
+  /** N: flat tokens, decode rows' first. */
   tokens: number;
-  pastSlots: number;
+  decodeRows: number;
+  prefillRows: number;
+  /** Tp: the longest prefill chunk (1 when there are no prefill rows). */
+  chunk: number;
+  /** P: the cache's slot capacity. */
+  slots: number;
   inputIds: BigInt64Array;
   positionIds: BigInt64Array;
-  attentionBias: Float32Array;
+  decodePastLengths: BigInt64Array;
+  prefillPastLengths: BigInt64Array;
+  prefillTokenIndex: BigInt64Array;
+  prefillTokenMask: Uint8Array;
+  prefillRealIndex: BigInt64Array;
   logitsIndex: BigInt64Array;
-  tokenMask: Float32Array;
-  restorePosition: BigInt64Array;
-  past: LayerKv[];
-  /** Per layer: switched coordinates, [B, K] factors and the [K] factors at restore positions. */
-  switches: { rows: BigInt64Array; cols: BigInt64Array; factors: Float32Array; restoreFactors: Float32Array }[];
+  /** Views of the cache rows of each group, per layer. */
+  past: { decode: LayerKv[]; prefill: LayerKv[] };
+  switches: SwitchInputs;
 }
 
+export interface SwitchInputs {
+  /** [N, K] */
+  factors: Float32Array;
+  rows: BigInt64Array;
+  cols: BigInt64Array;
+  /** [L] */
+  widths: BigInt64Array;
+}
+
+/** Per token and layer ([N, L]), and per token and switched coordinate ([N, K]). */
 export interface StepTaps {
   inMax: Float32Array;
-  inArg: BigInt64Array;
+  inChannel: BigInt64Array;
   outMax: Float32Array;
-  outArg: BigInt64Array;
+  outChannel: BigInt64Array;
   switchValues: Float32Array;
-  switchPeaks: BigInt64Array;
 }
 
 export interface StepFetches {
@@ -63,8 +65,9 @@ export interface StepFetches {
   logits: Float32Array;
   /** log(sum(exp(logits))) per logits row. */
   logitsLogSumExp: Float32Array;
+  /** Per layer, the step's new keys and values [N, kvH, D]. */
   present: LayerKv[];
-  /** Absent on a graph built without instrumentation. */
+  /** Absent on a graph built without instrumentation, or when the step did not ask for them. */
   taps?: StepTaps;
 }
 
@@ -76,13 +79,16 @@ export interface SessionInfo {
   /** Why a requested CUDA or WebGPU device is not in use, or why it computes in float32. */
   fallbackReason?: string;
   graphNodes: number;
+  /** Decoder layers the graph holds (fewer than the model's only for reference runs of early layers). */
+  layers: number;
+  /** Milliseconds to build the graph and to create the session (weights read and prepacked). */
+  loadMs: { graph: number; session: number };
 }
 
 export interface ModelSession {
   info: SessionInfo;
-  run(feeds: StepFeeds): Promise<StepFetches>;
-  /** How the KV cache brings device-resident layers to the host (WebGPU); absent when they never leave it. */
-  kvTransfer?: KvTransfer;
+  /** Runs one step; the taps are copied out only when `withTaps` (they are computed either way). */
+  run(feeds: StepFeeds, withTaps: boolean): Promise<StepFetches>;
   release(): Promise<void>;
 }
 
@@ -146,6 +152,7 @@ async function webgpuHasFloat16(): Promise<boolean> {
 }
 
 async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device: Provider, deviceId = 0): Promise<ModelSession> {
+  const started = performance.now();
   const graph = buildServingGraph(checkpoint, {
     computeDtype: options.computeDtype ?? (device === 'cuda' ? 'float16' : 'float32'),
     instrument: options.instrument,
@@ -153,13 +160,11 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
     layers: options.layers,
   });
   const { computeDtype } = graph;
-  const numLayers = graph.layers;
-  const presentNames = Array.from({ length: numLayers }, (_, l) => [presentKey(l), presentValue(l)]).flat();
+  const built = performance.now();
   const session = await ort.InferenceSession.create(graph.bytes, {
     executionProviders: device === 'cuda' ? [{ name: 'cuda', deviceId }] : [device],
     graphOptimizationLevel: 'all',
     ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    ...(device === 'webgpu' ? { preferredOutputLocation: Object.fromEntries(presentNames.map((n) => [n, 'gpu-buffer' as const])) } : {}),
     // The graph is held in memory; its external data lives in the checkpoint folder (or the hub cache's
     // blobs/), or in the quantized copy's.
     extra: { session: { model_external_initializers_file_folder_path: graph.externalDataFolder } },
@@ -170,87 +175,63 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
     computeDtype,
     instrumented: options.instrument,
     graphNodes: graph.nodeCount,
+    layers: graph.layers,
+    loadMs: { graph: built - started, session: performance.now() - built },
   };
-  const kvShape = (batch: number, slots: number): number[] => [batch, checkpoint.spec.numKvHeads, slots, checkpoint.spec.headDim];
+  const { numKvHeads, headDim } = checkpoint.spec;
+  const numLayers = graph.layers;
   const kvType = computeDtype === 'float32' ? 'float32' : 'float16';
+  const int64 = (data: BigInt64Array, dims: number[]): ort.Tensor => new ort.Tensor('int64', data, dims);
+  const plainOutputs = [...(graph.logits ? [OUTPUT.logits, OUTPUT.logitsLogSumExp] : []), ...Array.from({ length: numLayers }, (_, l) => [presentKey(l), presentValue(l)]).flat()];
+  const tapOutputs = [OUTPUT.tapInMax, OUTPUT.tapInChannel, OUTPUT.tapOutMax, OUTPUT.tapOutChannel, OUTPUT.tapSwitchValues];
   return {
     info,
-    async run(f: StepFeeds): Promise<StepFetches> {
+    async run(f: StepFeeds, withTaps: boolean): Promise<StepFetches> {
+      const kv = (data: KvData, rows: number): ort.Tensor => new ort.Tensor(kvType, data, [rows, numKvHeads, f.slots, headDim]);
       const feeds: Record<string, ort.Tensor> = {
-        [INPUT.inputIds]: new ort.Tensor('int64', f.inputIds, [f.batch, f.tokens]),
-        [INPUT.positionIds]: new ort.Tensor('int64', f.positionIds, [f.batch, f.tokens]),
-        [INPUT.attentionBias]: new ort.Tensor('float32', f.attentionBias, [f.batch, 1, f.tokens, f.pastSlots + f.tokens]),
-        [INPUT.logitsIndex]: new ort.Tensor('int64', f.logitsIndex, [f.logitsIndex.length]),
+        [INPUT.inputIds]: int64(f.inputIds, [f.tokens]),
+        [INPUT.positionIds]: int64(f.positionIds, [f.tokens]),
+        [INPUT.decodePastLengths]: int64(f.decodePastLengths, [f.decodeRows]),
+        [INPUT.prefillPastLengths]: int64(f.prefillPastLengths, [f.prefillRows]),
+        [INPUT.prefillTokenIndex]: int64(f.prefillTokenIndex, [f.prefillRows, f.chunk]),
+        [INPUT.prefillTokenMask]: new ort.Tensor('bool', f.prefillTokenMask, [f.prefillRows, f.chunk]),
+        [INPUT.prefillRealIndex]: int64(f.prefillRealIndex, [f.prefillRealIndex.length]),
+        [INPUT.logitsIndex]: int64(f.logitsIndex, [f.logitsIndex.length]),
       };
-      const kvFeed = (data: KvData | DeviceKv): ort.Tensor => (isDeviceKv(data) ? (data as DeviceTensor).tensor : new ort.Tensor(kvType, data, kvShape(f.batch, f.pastSlots)));
       for (let l = 0; l < numLayers; l++) {
-        feeds[pastKey(l)] = kvFeed(f.past[l]!.key);
-        feeds[pastValue(l)] = kvFeed(f.past[l]!.value);
+        feeds[decodePastKey(l)] = kv(f.past.decode[l]!.key, f.decodeRows);
+        feeds[decodePastValue(l)] = kv(f.past.decode[l]!.value, f.decodeRows);
+        feeds[prefillPastKey(l)] = kv(f.past.prefill[l]!.key, f.prefillRows);
+        feeds[prefillPastValue(l)] = kv(f.past.prefill[l]!.value, f.prefillRows);
       }
+      const taps = info.instrumented && withTaps;
       if (info.instrumented) {
-        feeds[INPUT.tokenMask] = new ort.Tensor('float32', f.tokenMask, [f.batch, f.tokens]);
-        feeds[INPUT.restorePosition] = new ort.Tensor('int64', f.restorePosition, [f.batch]);
-        f.switches.slice(0, numLayers).forEach((s, l) => {
-          feeds[switchRows(l)] = new ort.Tensor('int64', s.rows, [s.rows.length]);
-          feeds[switchCols(l)] = new ort.Tensor('int64', s.cols, [s.cols.length]);
-          feeds[switchFactors(l)] = new ort.Tensor('float32', s.factors, [f.batch, s.rows.length]);
-          feeds[switchRestoreFactors(l)] = new ort.Tensor('float32', s.restoreFactors, [s.rows.length]);
-        });
+        const s = f.switches;
+        feeds[INPUT.switchFactors] = new ort.Tensor('float32', s.factors, [f.tokens, s.rows.length]);
+        feeds[INPUT.switchRows] = int64(s.rows, [s.rows.length]);
+        feeds[INPUT.switchCols] = int64(s.cols, [s.cols.length]);
+        feeds[INPUT.switchWidths] = int64(s.widths.subarray(0, numLayers), [numLayers]);
       }
-      const out = await session.run(feeds);
+      const out = await session.run(feeds, taps ? [...plainOutputs, ...tapOutputs] : plainOutputs);
       const present: LayerKv[] = [];
-      const kvFetch = (t: ort.Tensor): KvData | DeviceKv => (t.location === 'gpu-buffer' ? deviceTensor(t) : (t.data as KvData));
       for (let l = 0; l < numLayers; l++) {
-        present.push({ key: kvFetch(out[presentKey(l)]!), value: kvFetch(out[presentValue(l)]!) });
+        present.push({ key: out[presentKey(l)]!.data as KvData, value: out[presentValue(l)]!.data as KvData });
       }
-      const taps = info.instrumented
-        ? {
-            inMax: out[OUTPUT.tapInMax]!.data as Float32Array,
-            inArg: out[OUTPUT.tapInArg]!.data as BigInt64Array,
-            outMax: out[OUTPUT.tapOutMax]!.data as Float32Array,
-            outArg: out[OUTPUT.tapOutArg]!.data as BigInt64Array,
-            switchValues: out[OUTPUT.tapSwitchValues]!.data as Float32Array,
-            switchPeaks: out[OUTPUT.tapSwitchPeaks]!.data as BigInt64Array,
-          }
-        : undefined;
-      if (!graph.logits) return { logits: new Float32Array(0), logitsLogSumExp: new Float32Array(0), present, taps };
-      return { logits: out[OUTPUT.logits]!.data as Float32Array, logitsLogSumExp: out[OUTPUT.logitsLogSumExp]!.data as Float32Array, present, taps };
+      return {
+        logits: graph.logits ? (out[OUTPUT.logits]!.data as Float32Array) : new Float32Array(0),
+        logitsLogSumExp: graph.logits ? (out[OUTPUT.logitsLogSumExp]!.data as Float32Array) : new Float32Array(0),
+        present,
+        taps: taps
+          ? {
+              inMax: out[OUTPUT.tapInMax]!.data as Float32Array,
+              inChannel: out[OUTPUT.tapInChannel]!.data as BigInt64Array,
+              outMax: out[OUTPUT.tapOutMax]!.data as Float32Array,
+              outChannel: out[OUTPUT.tapOutChannel]!.data as BigInt64Array,
+              switchValues: out[OUTPUT.tapSwitchValues]!.data as Float32Array,
+            }
+          : undefined,
+      };
     },
-    kvTransfer: device === 'webgpu' ? await webgpuKvTransfer(kvType) : undefined,
     release: () => session.release(),
-  };
-}
-
-interface DeviceTensor extends DeviceKv {
-  tensor: ort.Tensor;
-}
-
-const deviceTensor = (tensor: ort.Tensor): DeviceTensor => ({ onDevice: true, tensor });
-
-/**
- * Copies device tensors to the host through a one-node Identity session whose output stays on the CPU:
- * the Node binding's own download (Tensor.getData on a gpu-buffer tensor) ends the process in 1.30.
- */
-async function webgpuKvTransfer(kvType: 'float32' | 'float16'): Promise<KvTransfer> {
-  const g = new GraphBuilder();
-  const x = g.input('x', kvType, ['b', 'h', 's', 'd']);
-  g.output(g.op('Identity', [x]), 'y', kvType, ['b', 'h', 's', 'd']);
-  const copier = await ort.InferenceSession.create(g.toModelBytes({ opset: DECODER_OPSET, producerName: 'swserve' }), { executionProviders: ['webgpu'] });
-  const toHost = async (data: KvData | DeviceKv): Promise<KvData> => {
-    if (!isDeviceKv(data)) return data;
-    const { tensor } = data as DeviceTensor;
-    const out = await copier.run({ x: tensor });
-    tensor.dispose();
-    return out.y!.data as KvData;
-  };
-  return {
-    async toHost(layers) {
-      const host: { key: KvData; value: KvData }[] = [];
-      for (const layer of layers) host.push({ key: await toHost(layer.key), value: await toHost(layer.value) });
-      return host;
-    },
-    release(layers) {
-      for (const layer of layers) for (const data of [layer.key, layer.value]) if (isDeviceKv(data)) (data as DeviceTensor).tensor.dispose();
-    },
   };
 }

@@ -1,112 +1,114 @@
-// Packs one batch step into the graph's inputs: token ids and positions padded to the longest row,
-// the additive attention bias (causal, padding, empty KV slots, sliding window), which logits to
-// compute, and the switch feeds.
-import { MASKED } from '../model/graph-io.js';
+// Packs one step into the graph's inputs (graph-io.ts): decode rows' tokens first, then the prefill
+// rows' chunks, flat; the prefill group's padded layout; which tokens need logits; the switch feeds.
+// No mask is built here: the graph derives it from the rows' cached lengths and positions.
 import type { SuperWeightCoordinate, SwitchPlan } from '../model/switch-plan.js';
-import type { BatchKvCache } from './kv-cache.js';
-import type { StepFeeds } from './session.js';
+import type { LayerKv, StepFeeds } from './session.js';
 import { buildSwitchFeeds, type SwitchWeightValues } from './switch-feeds.js';
 
 export interface StepRow {
-  /** Tokens fed this step (a whole prompt at prefill, one token at decode). */
-  tokens: number[];
-  /** Position of tokens[0]. */
+  /** The sequence whose cache row this is. */
+  kvId: string;
+  /** Tokens fed this step (one at decode, a chunk at prefill). */
+  tokens: readonly number[];
+  /** Position of tokens[0], which is also the row's cached length. */
   startPosition: number;
   plan: SwitchPlan;
-  /** Logits for every fed token (prompt logprobs), not only the last. */
-  allLogits: boolean;
+  /** Which of its tokens need logits: all (prompt scoring), the last (it samples next), or none (a mid-prompt chunk). */
+  logits: 'all' | 'last' | 'none';
+}
+
+export interface PackedRow {
+  /** Its first flat token. */
+  token: number;
+  /** Its first logits row and how many it has. */
+  logit: number;
+  logits: number;
 }
 
 export interface PackedStep {
   feeds: StepFeeds;
-  /** Per row, the positions of the new slots (-1 for padding), for the KV cache. */
-  newPositions: Int32Array[];
-  /** Per row, the offset of its first logits row and how many it has. */
-  logitRows: { first: number; count: number }[];
+  /** Per flat token, its cache row's sequence and position (for the cache write). */
+  tokenKvIds: string[];
+  tokenPositions: Int32Array;
+  /** Decode rows, then prefill rows, in the order given. */
+  rows: PackedRow[];
   coordinates: SuperWeightCoordinate[];
 }
 
 export interface StepContext {
   numLayers: number;
-  slidingWindow?: number;
   knownSuperWeights: readonly SuperWeightCoordinate[];
   switchValues: SwitchWeightValues;
 }
 
-export function packStep(rows: StepRow[], kv: BatchKvCache, ctx: StepContext): PackedStep {
-  const batch = rows.length;
-  const tokens = Math.max(...rows.map((r) => r.tokens.length));
-  const past = kv.slots;
-  const slots = past + tokens;
-  const inputIds = new BigInt64Array(batch * tokens);
-  const positionIds = new BigInt64Array(batch * tokens);
-  const tokenMask = new Float32Array(batch * tokens);
-  const newPositions: Int32Array[] = [];
-  const logitIndex: number[] = [];
-  const logitRows: { first: number; count: number }[] = [];
-
-  rows.forEach((row, b) => {
-    const positions = new Int32Array(tokens).fill(-1);
+/** `past` holds the decode rows' and the prefill rows' cache views, in the rows' order; `slots` is their P. */
+export function packStep(decode: readonly StepRow[], prefill: readonly StepRow[], past: { decode: LayerKv[]; prefill: LayerKv[] }, slots: number, ctx: StepContext): PackedStep {
+  const all = [...decode, ...prefill];
+  const tokens = all.reduce((a, r) => a + r.tokens.length, 0);
+  const chunk = Math.max(1, ...prefill.map((r) => r.tokens.length));
+  const inputIds = new BigInt64Array(tokens);
+  const positionIds = new BigInt64Array(tokens);
+  const tokenKvIds: string[] = [];
+  const tokenPositions = new Int32Array(tokens);
+  const logitsIndex: number[] = [];
+  const rows: PackedRow[] = [];
+  let token = 0;
+  for (const row of all) {
+    const firstLogit = logitsIndex.length;
     row.tokens.forEach((id, t) => {
-      inputIds[b * tokens + t] = BigInt(id);
-      positionIds[b * tokens + t] = BigInt(row.startPosition + t);
-      tokenMask[b * tokens + t] = 1;
-      positions[t] = row.startPosition + t;
+      inputIds[token + t] = BigInt(id);
+      positionIds[token + t] = BigInt(row.startPosition + t);
+      tokenPositions[token + t] = row.startPosition + t;
+      tokenKvIds.push(row.kvId);
     });
-    newPositions.push(positions);
-    const first = row.allLogits ? 0 : row.tokens.length - 1;
-    logitRows.push({ first: logitIndex.length, count: row.tokens.length - first });
-    for (let t = first; t < row.tokens.length; t++) logitIndex.push(b * tokens + t);
-  });
+    const n = row.tokens.length;
+    if (row.logits === 'all') for (let t = 0; t < n; t++) logitsIndex.push(token + t);
+    else if (row.logits === 'last') logitsIndex.push(token + n - 1);
+    rows.push({ token, logit: firstLogit, logits: logitsIndex.length - firstLogit });
+    token += n;
+  }
 
-  const attentionBias = new Float32Array(batch * tokens * slots).fill(MASKED);
-  rows.forEach((_, b) => {
-    const pastPositions = kv.slotPositions(b);
-    const fresh = newPositions[b]!;
-    for (let t = 0; t < tokens; t++) {
-      const base = (b * tokens + t) * slots;
-      const query = fresh[t]!;
-      if (query < 0) {
-        // Padding attends to itself only, so its softmax stays finite.
-        attentionBias[base + past + t] = 0;
-        continue;
-      }
-      for (let s = 0; s < past; s++) {
-        if (visible(pastPositions[s]!, query, ctx.slidingWindow)) attentionBias[base + s] = 0;
-      }
-      for (let s = 0; s <= t; s++) {
-        if (visible(fresh[s]!, query, ctx.slidingWindow)) attentionBias[base + past + s] = 0;
-      }
+  const prefillTokenIndex = new BigInt64Array(prefill.length * chunk);
+  const prefillTokenMask = new Uint8Array(prefill.length * chunk);
+  const prefillRealIndex = new BigInt64Array(tokens - decode.length);
+  let real = 0;
+  prefill.forEach((row, b) => {
+    const first = rows[decode.length + b]!.token;
+    for (let t = 0; t < chunk; t++) {
+      const present = t < row.tokens.length;
+      prefillTokenIndex[b * chunk + t] = BigInt(first + (present ? t : row.tokens.length - 1));
+      prefillTokenMask[b * chunk + t] = present ? 1 : 0;
+      if (present) prefillRealIndex[real++] = BigInt(b * chunk + t);
     }
   });
 
   const switches = buildSwitchFeeds(
-    rows.map((r) => r.plan),
+    all.map((r) => ({ plan: r.plan, positions: r.tokens.map((_, t) => r.startPosition + t) })),
     ctx.knownSuperWeights,
     ctx.numLayers,
     ctx.switchValues,
   );
   return {
     feeds: {
-      batch,
       tokens,
-      pastSlots: past,
+      decodeRows: decode.length,
+      prefillRows: prefill.length,
+      chunk,
+      slots,
       inputIds,
       positionIds,
-      attentionBias,
-      logitsIndex: BigInt64Array.from(logitIndex, BigInt),
-      tokenMask,
-      restorePosition: switches.restorePosition,
-      past: kv.past,
-      switches: switches.layers,
+      decodePastLengths: BigInt64Array.from(decode, (r) => BigInt(r.startPosition)),
+      prefillPastLengths: BigInt64Array.from(prefill, (r) => BigInt(r.startPosition)),
+      prefillTokenIndex,
+      prefillTokenMask,
+      prefillRealIndex,
+      logitsIndex: BigInt64Array.from(logitsIndex, BigInt),
+      past,
+      switches: switches.inputs,
     },
-    newPositions,
-    logitRows,
+    tokenKvIds,
+    tokenPositions,
+    rows,
     coordinates: switches.coordinates,
   };
-}
-
-/** Causal, non-empty, and inside the sliding window when there is one (key visible iff query - key < window). */
-function visible(key: number, query: number, window: number | undefined): boolean {
-  return key >= 0 && key <= query && (window === undefined || query - key < window);
 }

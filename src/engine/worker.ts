@@ -12,9 +12,13 @@ let closing = false;
 let wake: (() => void) | undefined;
 
 port.on('message', (message: WorkerInbound) => {
+  // In a worker, process.exit ends only this thread. Never while session.run is native: ending a
+  // thread inside onnxruntime aborts the whole process, so drills end it here, between steps.
+  if (message.type === 'exit') process.exit(message.code);
   if (!engine) return;
   if (message.type === 'submit') engine.submit(message.request);
   else if (message.type === 'cancel') engine.cancel(message.id);
+  else if (message.type === 'frames') engine.setDecodeFrames(message.decode);
   else closing = true;
   wake?.();
 });

@@ -1,12 +1,14 @@
 // Builds the ONNX graph of a Llama-family decoder from a checkpoint: embeddings, RMSNorm/LayerNorm,
-// RoPE, grouped-query attention over a KV cache, SwiGLU, and (optionally) the super-weight switch
-// and activation taps around every down_proj.
+// RoPE, grouped-query attention over the slot cache (attention.ts), SwiGLU, and (optionally) the
+// super-weight switch and activation taps around every down_proj. A step's tokens are flat
+// (graph-io.ts), so decode tokens and prefill chunks share every weight read.
 import type { LayerLayout } from './architectures/layout.js';
 import type { Checkpoint } from './checkpoint.js';
-import { norm, toCompute, type ComputeDtype, type GraphContext, type QuantizedGraphWeights } from './graph-context.js';
+import { attentionGroups, attentionScale, groupAttention, type AttentionGroups } from './attention.js';
+import { norm, toCompute, weight, type ComputeDtype, type GraphContext, type QuantizedGraphWeights } from './graph-context.js';
 // Every linear layer goes through linearLayer: MatMulNBits for quantized weights, else the float `linear`.
 import { embeddingRows, linearLayer as linear } from './quantized-linear.js';
-import { INPUT, OUTPUT, pastKey, pastValue, presentKey, presentValue } from './graph-io.js';
+import { decodePastKey, decodePastValue, INPUT, OUTPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from './graph-io.js';
 import { addInstrumentationInputs, addTapOutputs, switchAndTap, type Instrumentation } from './instrumentation.js';
 import { GraphBuilder } from './onnx-graph.js';
 import { ropeInverseFrequencies } from './rope.js';
@@ -41,6 +43,9 @@ export const DECODER_OPSET = 17;
 interface Rope {
   cos: string;
   sin: string;
+  /** cos and sin times 1/sqrt(D), so the query comes out of RoPE already scaled. */
+  queryCos: string;
+  querySin: string;
 }
 
 export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphOptions): DecoderGraph {
@@ -50,20 +55,27 @@ export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphO
   const layers = Math.min(options.layers ?? spec.numLayers, spec.numLayers);
   const truncated = layers < spec.numLayers;
 
-  const inputIds = g.input(INPUT.inputIds, 'int64', ['batch', 'tokens']);
-  const positionIds = g.input(INPUT.positionIds, 'int64', ['batch', 'tokens']);
-  const bias = g.input(INPUT.attentionBias, 'float32', ['batch', 1, 'tokens', 'slots']);
+  const inputIds = g.input(INPUT.inputIds, 'int64', ['tokens']);
+  const positionIds = g.input(INPUT.positionIds, 'int64', ['tokens']);
   const logitsIndex = g.input(INPUT.logitsIndex, 'int64', ['logit_rows']);
-  // [B, 1, 1, T, S] broadcasts over kv heads and the query heads of each group.
-  const mask = g.op('Unsqueeze', [toCompute(ctx, bias), g.int64s([1])]);
+  // Symbolic dims are the same size wherever the same name appears (onnxruntime plans memory by them).
+  const decodeCache = ['decode_rows', spec.numKvHeads, 'slots', spec.headDim];
+  const prefillCache = ['prefill_rows', spec.numKvHeads, 'slots', spec.headDim];
+  const past = layout.layers.slice(0, layers).map((_, l) => ({
+    decodeKey: g.input(decodePastKey(l), ctx.dtype, decodeCache),
+    decodeValue: g.input(decodePastValue(l), ctx.dtype, decodeCache),
+    prefillKey: g.input(prefillPastKey(l), ctx.dtype, prefillCache),
+    prefillValue: g.input(prefillPastValue(l), ctx.dtype, prefillCache),
+  }));
+  const groups = attentionGroups(ctx, positionIds, past[0]!.decodeKey);
   const rope = ropeTables(ctx, positionIds);
-  const inst = options.instrument ? addInstrumentationInputs(ctx, positionIds) : undefined;
+  const inst = options.instrument ? addInstrumentationInputs(ctx, layers) : undefined;
 
   let hidden = embeddingRows(ctx, layout.embedTokens, inputIds);
   layout.layers.slice(0, layers).forEach((layer, l) => {
     hidden = g.scoped(`layers.${l}`, () => {
       const attn = g.scoped('self_attn', () =>
-        attention(ctx, norm(ctx, layout.norm, hidden, layer.inputNorm, spec.normEps), layer, l, rope, mask),
+        attention(ctx, norm(ctx, layout.norm, hidden, layer.inputNorm, spec.normEps), layer, l, rope, groups, past[l]!),
       );
       const h = g.op('Add', [hidden, attn]);
       const mlpOut = g.scoped('mlp', () => mlp(ctx, norm(ctx, layout.norm, h, layer.postAttentionNorm, spec.normEps), layer, l, inst));
@@ -72,9 +84,8 @@ export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphO
   });
 
   if (!truncated) {
-    // Only the requested positions go through the final norm and the vocabulary projection.
-    const flat = g.op('Reshape', [hidden, g.int64s([-1, spec.hiddenSize])]);
-    const selected = g.op('Gather', [flat, logitsIndex], { axis: 0 });
+    // Only the requested tokens go through the final norm and the vocabulary projection.
+    const selected = g.op('Gather', [hidden, logitsIndex], { axis: 0 });
     const finalHidden = norm(ctx, layout.norm, selected, layout.finalNorm, spec.normEps);
     const logits = linear(ctx, finalHidden, layout.lmHead ?? layout.embedTokens);
     const logits32 = ctx.dtype === 'float32' ? logits : g.op('Cast', [logits], { to: 1 });
@@ -99,23 +110,33 @@ export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphO
   };
 }
 
-/** cos/sin tables [B, 1, T, D] in the rotate_half layout ([freqs, freqs]). */
+interface LayerPast {
+  decodeKey: string;
+  decodeValue: string;
+  prefillKey: string;
+  prefillValue: string;
+}
+
+/** cos/sin tables [N, 1, D] in the rotate_half layout ([freqs, freqs]); the query's carry the 1/sqrt(D) scale. */
 function ropeTables(ctx: GraphContext, positionIds: string): Rope {
   const { g } = ctx;
   const { headDim, ropeTheta, ropeScaling } = ctx.checkpoint.spec;
   const inverse = g.constant({ dtype: 'float32', dims: [headDim / 2], values: ropeInverseFrequencies(headDim, ropeTheta, ropeScaling) }, 'inv_freq');
-  const positions = g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: 1 }), g.int64s([2])]);
+  const positions = g.op('Unsqueeze', [g.op('Cast', [positionIds], { to: 1 }), g.int64s([1])]);
   const freqs = g.op('Mul', [positions, inverse]);
   const angles = g.op('Unsqueeze', [g.op('Concat', [freqs, freqs], { axis: -1 }), g.int64s([1])]);
-  return { cos: toCompute(ctx, g.op('Cos', [angles])), sin: toCompute(ctx, g.op('Sin', [angles])) };
+  const cos = toCompute(ctx, g.op('Cos', [angles]));
+  const sin = toCompute(ctx, g.op('Sin', [angles]));
+  const scale = attentionScale(ctx);
+  return { cos, sin, queryCos: g.op('Mul', [cos, scale]), querySin: g.op('Mul', [sin, scale]) };
 }
 
-function applyRope(ctx: GraphContext, x: string, rope: Rope): string {
+function applyRope(ctx: GraphContext, x: string, cos: string, sin: string): string {
   const { g } = ctx;
   const half = ctx.checkpoint.spec.headDim / 2;
   const [first, second] = g.node('Split', [x, g.int64s([half, half])], { axis: -1 }, 2) as [string, string];
   const rotated = g.op('Concat', [g.op('Neg', [second]), first], { axis: -1 });
-  return g.op('Add', [g.op('Mul', [x, rope.cos]), g.op('Mul', [rotated, rope.sin])]);
+  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
 }
 
 function projectQkv(ctx: GraphContext, x: string, layer: LayerLayout): [string, string, string] {
@@ -136,38 +157,23 @@ function projectQkv(ctx: GraphContext, x: string, layer: LayerLayout): [string, 
   return qkv.map((t) => g.op('Clip', [t, toCompute(ctx, lo), toCompute(ctx, hi)])) as [string, string, string];
 }
 
-/** [B, T, heads * D] -> [B, heads, T, D] */
+/** [N, heads * D] -> [N, heads, D] */
 function splitHeads(ctx: GraphContext, x: string, heads: number): string {
-  const { g } = ctx;
-  const shaped = g.op('Reshape', [x, g.int64s([0, 0, heads, ctx.checkpoint.spec.headDim])]);
-  return g.op('Transpose', [shaped], { perm: [0, 2, 1, 3] });
+  return ctx.g.op('Reshape', [x, ctx.g.int64s([-1, heads, ctx.checkpoint.spec.headDim])]);
 }
 
-function attention(ctx: GraphContext, x: string, layer: LayerLayout, l: number, rope: Rope, mask: string): string {
+function attention(ctx: GraphContext, x: string, layer: LayerLayout, l: number, rope: Rope, groups: AttentionGroups, past: LayerPast): string {
   const { g } = ctx;
   const { numHeads, numKvHeads, headDim } = ctx.checkpoint.spec;
   const [q, k, v] = projectQkv(ctx, x, layer);
-  const query = applyRope(ctx, splitHeads(ctx, q, numHeads), rope);
-  const key = applyRope(ctx, splitHeads(ctx, k, numKvHeads), rope);
+  const query = applyRope(ctx, splitHeads(ctx, q, numHeads), rope.queryCos, rope.querySin);
+  const key = applyRope(ctx, splitHeads(ctx, k, numKvHeads), rope.cos, rope.sin);
   const value = splitHeads(ctx, v, numKvHeads);
-
-  const cacheDims = ['batch', numKvHeads, 'past', headDim];
-  const allKeys = g.op('Concat', [g.input(pastKey(l), ctx.dtype, cacheDims), key], { axis: 2 });
-  const allValues = g.op('Concat', [g.input(pastValue(l), ctx.dtype, cacheDims), value], { axis: 2 });
-  g.output(allKeys, presentKey(l), ctx.dtype, ['batch', numKvHeads, 'slots', headDim]);
-  g.output(allValues, presentValue(l), ctx.dtype, ['batch', numKvHeads, 'slots', headDim]);
-
-  // Grouped-query attention without repeating K/V: queries as [B, kvH, group, T, D] against [B, kvH, 1, S, D].
-  const group = numHeads / numKvHeads;
-  const scale = g.constant({ dtype: 'float32', dims: [], values: [1 / Math.sqrt(headDim)] }, 'scale');
-  const grouped = g.op('Reshape', [g.op('Mul', [query, toCompute(ctx, scale)]), g.int64s([0, numKvHeads, group, -1, headDim])]);
-  const keysT = g.op('Transpose', [g.op('Unsqueeze', [allKeys, g.int64s([2])])], { perm: [0, 1, 2, 4, 3] });
-  const scores = g.op('Add', [g.op('MatMul', [grouped, keysT]), mask]);
-  const probs = g.op('Softmax', [scores], { axis: -1 });
-  const context = g.op('MatMul', [probs, g.op('Unsqueeze', [allValues, g.int64s([2])])]);
-  const heads = g.op('Reshape', [context, g.int64s([0, numHeads, -1, headDim])]);
-  const merged = g.op('Reshape', [g.op('Transpose', [heads], { perm: [0, 2, 1, 3] }), g.int64s([0, 0, numHeads * headDim])]);
-  return linear(ctx, merged, layer.o);
+  g.output(key, presentKey(l), ctx.dtype, ['tokens', numKvHeads, headDim]);
+  g.output(value, presentValue(l), ctx.dtype, ['tokens', numKvHeads, headDim]);
+  const decoded = groupAttention(ctx, groups.decode, groups, query, key, value, past.decodeKey, past.decodeValue);
+  const prefilled = groupAttention(ctx, groups.prefill, groups, query, key, value, past.prefillKey, past.prefillValue);
+  return linear(ctx, g.op('Concat', [decoded, prefilled], { axis: 0 }), layer.o);
 }
 
 function mlp(ctx: GraphContext, x: string, layer: LayerLayout, l: number, inst: Instrumentation | undefined): string {

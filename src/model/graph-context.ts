@@ -69,11 +69,19 @@ export function scalar(ctx: GraphContext, value: number): string {
   return toCompute(ctx, ctx.g.constant({ dtype: 'float32', dims: [], values: [value] }, 'scalar'));
 }
 
-/** y = x W^T (+ b) with W in Hugging Face [out, in] layout; the Transpose is folded at load. */
+/**
+ * y = x W^T (+ b) for x [N, in], W in Hugging Face [out, in] layout. A float32 weight feeds Gemm with
+ * transB, which prepacks it straight from the file: no transposed copy is folded at load (that fold
+ * was most of a 1B model's load time). Other dtypes cast first, so Transpose + MatMul fold as one.
+ */
 export function linear(ctx: GraphContext, x: string, weightName: string, biasName?: string): string {
-  const w = ctx.g.op('Transpose', [weight(ctx, weightName)], { perm: [1, 0] });
-  const y = ctx.g.op('MatMul', [x, w]);
-  return biasName ? ctx.g.op('Add', [y, weight(ctx, biasName)]) : y;
+  const { g } = ctx;
+  const stored = ctx.checkpoint.tensors.get(weightName)?.dtype;
+  if (ctx.dtype === 'float32' && stored === 'F32') {
+    return g.op('Gemm', biasName ? [x, weight(ctx, weightName), weight(ctx, biasName)] : [x, weight(ctx, weightName)], { transB: 1 });
+  }
+  const y = g.op('MatMul', [x, g.op('Transpose', [weight(ctx, weightName)], { perm: [1, 0] })]);
+  return biasName ? g.op('Add', [y, weight(ctx, biasName)]) : y;
 }
 
 /** RMSNorm (computed in float32 as transformers does) or OLMo's LayerNorm without weights. */

@@ -1,51 +1,63 @@
 // Names and shapes of the decoder graph's inputs and outputs: the contract between the graph builder
-// and the engine that feeds it. B = batch rows, T = new tokens per row, P = cached slots, S = P + T.
+// and the engine that feeds it. A step's tokens are flat: N = Bd + Np, first one token for each of
+// the Bd decoding rows, then the Np prompt tokens of the Bp prefilling rows (row after row). Linear
+// layers run on all N at once; attention runs per group (decode, prefill) against each row's cached
+// slots. Slot s of a row holds position s, so a row's first `past_length` slots are its history;
+// P is the cache's slot capacity (the same for both groups), D the head size.
 
 export const INPUT = {
-  /** int64 [B, T] */
+  /** int64 [N] */
   inputIds: 'input_ids',
-  /** int64 [B, T]: RoPE positions; padding slots may hold anything. */
+  /** int64 [N]: RoPE positions. */
   positionIds: 'position_ids',
-  /** float32 [B, 1, T, S]: 0 where a query may read a key slot, a large negative number elsewhere. */
-  attentionBias: 'attention_bias',
-  /** int64 [N]: rows of the flattened [B*T] hidden states whose logits are wanted. */
+  /** int64 [Bd]: cached slots of each decoding row (its token's position). */
+  decodePastLengths: 'decode.past_lengths',
+  /** int64 [Bp]: cached slots of each prefilling row. */
+  prefillPastLengths: 'prefill.past_lengths',
+  /** int64 [Bp, Tp]: flat index of each row's t-th new token; padding repeats the row's last real token. */
+  prefillTokenIndex: 'prefill.token_index',
+  /** bool [Bp, Tp]: true for real tokens, false for padding. */
+  prefillTokenMask: 'prefill.token_mask',
+  /** int64 [Np]: where each prefill token (flat order) sits in the padded [Bp * Tp] layout. */
+  prefillRealIndex: 'prefill.real_index',
+  /** int64 [M]: flat tokens whose logits are wanted. */
   logitsIndex: 'logits_index',
-  /** float32 [B, T]: 1 for real tokens, 0 for padding (keeps padding out of the taps). */
-  tokenMask: 'token_mask',
-  /** int64 [B]: the position whose super activation keeps its original value, -1 for none. */
-  restorePosition: 'switch_restore_position',
+  /** float32 [N, K]: per token, scale * W[row, col] - (the graph's value there) for each switched coordinate (layers in order); 0 leaves the weight as the graph holds it. */
+  switchFactors: 'switch.factors',
+  /** int64 [K]: output channels (HF row) of the switched coordinates. */
+  switchRows: 'switch.rows',
+  /** int64 [K]: input channels (HF column). */
+  switchCols: 'switch.cols',
+  /** int64 [L]: how many of the K coordinates each layer holds. */
+  switchWidths: 'switch.widths',
 } as const;
 
 export const OUTPUT = {
-  /** float32 [N, V] */
+  /** float32 [M, V] */
   logits: 'logits',
-  /** float32 [N]: log(sum(exp(logits))) per row, so logprobs need no exp pass over the vocabulary in JS. */
+  /** float32 [M]: log(sum(exp(logits))) per row, so logprobs need no exp pass over the vocabulary in JS. */
   logitsLogSumExp: 'logits_logsumexp',
-  /** float32 [B, L]: max |down_proj input| over the row's new tokens, per layer. */
+  /** float32 [N, L]: per token and layer, max |down_proj input| over channels. */
   tapInMax: 'taps.down_input_max',
-  /** int64 [B, L]: flat index t * intermediate + channel of that maximum. */
-  tapInArg: 'taps.down_input_argmax',
+  /** int64 [N, L]: the channel of that maximum. */
+  tapInChannel: 'taps.down_input_channel',
+  /** float32 [N, L]: max |down_proj output| (after the switch). */
   tapOutMax: 'taps.down_output_max',
-  /** int64 [B, L]: flat index t * hidden + channel. */
-  tapOutArg: 'taps.down_output_argmax',
-  /** float32 [B, K]: signed down_proj output at each switch coordinate's row (layers in order), at its largest |value|. */
+  /** int64 [N, L] */
+  tapOutChannel: 'taps.down_output_channel',
+  /** float32 [N, K]: signed down_proj output at each switched coordinate's row. */
   tapSwitchValues: 'taps.switch_values',
-  /** int64 [B, K]: index of the new token where that value was taken. */
-  tapSwitchPeaks: 'taps.switch_peaks',
 } as const;
 
-export const pastKey = (layer: number): string => `past_key_values.${layer}.key`;
-export const pastValue = (layer: number): string => `past_key_values.${layer}.value`;
+/** [Bd, kvH, P, D]: the decoding rows' cache, a view of the cache's first Bd rows. */
+export const decodePastKey = (layer: number): string => `past.${layer}.decode.key`;
+export const decodePastValue = (layer: number): string => `past.${layer}.decode.value`;
+/** [Bp, kvH, P, D]: the prefilling rows' cache. */
+export const prefillPastKey = (layer: number): string => `past.${layer}.prefill.key`;
+export const prefillPastValue = (layer: number): string => `past.${layer}.prefill.value`;
+/** [N, kvH, D]: the step's new keys (after RoPE) and values, for the engine to write into the cache. */
 export const presentKey = (layer: number): string => `present.${layer}.key`;
 export const presentValue = (layer: number): string => `present.${layer}.value`;
-/** int64 [K_l]: output channels (HF row) of the switched weights in this layer. */
-export const switchRows = (layer: number): string => `switch.${layer}.rows`;
-/** int64 [K_l]: input channels (HF column). */
-export const switchCols = (layer: number): string => `switch.${layer}.cols`;
-/** float32 [B, K_l]: scale * W[row, col] - (the graph's value there) per batch row; 0 leaves the weight as the graph holds it. */
-export const switchFactors = (layer: number): string => `switch.${layer}.factors`;
-/** float32 [K_l]: the factors at a row's restore position, where the weight is as in the original model (0 on float graphs). */
-export const switchRestoreFactors = (layer: number): string => `switch.${layer}.restore_factors`;
 
 // Additive mask value: finite so a fully masked row can never produce NaN, and exp() of it is exactly 0 in float32.
 export const MASKED = -1e9;

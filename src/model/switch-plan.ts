@@ -76,6 +76,18 @@ export function switchPlanProblems(plan: SwitchPlan, shape: DownProjShape): stri
   return problems;
 }
 
+// The largest finite float32: the graph computes the correction (s - 1) * W[r, c] in float32.
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Entries whose scale times the weight (or the correction (scale - 1) * weight) is beyond float32; empty when none. */
+export function switchOverflowProblems(plan: SwitchPlan, weightValue: (c: SuperWeightCoordinate) => number): string[] {
+  return plan.entries.flatMap((e) => {
+    const w = weightValue(e);
+    const beyond = (x: number): boolean => !(Math.abs(x) <= FLOAT32_MAX);
+    return beyond(e.scale * w) || beyond((e.scale - 1) * w) ? [`scale ${e.scale} times ${coordinateId(e)} (${w}) is beyond float32's range (${FLOAT32_MAX.toPrecision(5)})`] : [];
+  });
+}
+
 /** The coarse account responses have always given: nothing changed, all zeroed, or anything else. */
 export type SwitchMode = 'original' | 'ablated' | 'scaled';
 

@@ -10,10 +10,3 @@ export function klDivergence(logP: Float32Array, logQ: Float32Array): number {
   }
   return Math.max(0, kl);
 }
-
-/** Total probability on the given token ids. */
-export function probabilityMass(logP: Float32Array, ids: readonly number[]): number {
-  let mass = 0;
-  for (const id of ids) mass += Math.exp(logP[id]!);
-  return mass;
-}

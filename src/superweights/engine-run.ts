@@ -1,6 +1,6 @@
 // Runs one sequence on the real engine (the worker's EngineClient, or anything with its `generate`)
 // and keeps what detection and evaluation read: the prompt event and the first token's activation frame.
-import type { ActivationFrame, EngineInfo, GenerationRequest, SequenceEvent } from '../engine/protocol.js';
+import type { ActivationFrame, EngineErrorKind, EngineInfo, GenerationRequest, SequenceEvent } from '../engine/protocol.js';
 import { GREEDY_SAMPLING } from '../engine/sampler.js';
 import { ORIGINAL_SWITCH } from '../model/switch-plan.js';
 
@@ -30,10 +30,21 @@ export function analysisRequest(fields: Pick<GenerationRequest, 'id' | 'prompt' 
   };
 }
 
+/** The engine refused or failed a sequence; `kind` says whether the request was at fault (e.g. a prompt longer than the context). */
+export class SequenceFailed extends Error {
+  constructor(
+    readonly kind: EngineErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SequenceFailed';
+  }
+}
+
 export async function runSequence(engine: SequenceEngine, request: GenerationRequest, signal?: AbortSignal): Promise<SequenceOutcome> {
   const outcome: SequenceOutcome = {};
   for await (const event of engine.generate(request, signal)) {
-    if (event.type === 'error') throw new Error(event.message);
+    if (event.type === 'error') throw new SequenceFailed(event.kind, event.message);
     if (event.type === 'prompt') outcome.prompt = event;
     if (event.type === 'token' && event.frame?.phase === 'prefill') outcome.frame = event.frame;
     if (event.type === 'finish' && event.reason === 'abort') throw new Error(`${request.id} was cancelled`);

@@ -1,6 +1,5 @@
 // Perplexity windows: the text's tokens cut into fixed-length windows, each scored by the engine in
 // one prefill (max_tokens 0 with prompt logprobs) under a switch plan, windows batched together.
-import { probabilityMass } from './distribution-compare.js';
 import { analysisId, analysisRequest, runSequence, type SequenceEngine } from './engine-run.js';
 import type { SwitchPlan } from '../model/switch-plan.js';
 
@@ -19,7 +18,7 @@ export interface ScoreOptions {
   stopWordIds?: readonly number[];
   /** Keep the log-distributions of the first this many windows (comparisons across models). */
   keepDistributions?: number;
-  /** Windows in flight at once; bounds the memory full distributions take. */
+  /** Windows in flight at once (one engine batch); bounds the memory full distributions take. */
   concurrency: number;
   onWindow?: () => void;
   signal?: AbortSignal;
@@ -64,7 +63,8 @@ async function scoreWindow(engine: SequenceEngine, tokenIds: number[], plan: Swi
     prompt: { tokenIds },
     maxTokens: 0,
     promptLogprobs: 0,
-    promptDistributionsFrom: stopIds || keep ? 0 : null,
+    ...(stopIds ? { promptStopWordIds: [...stopIds] } : {}),
+    ...(keep ? { promptDistributions: true } : {}),
     switchPlan: plan,
   });
   const { prompt } = await runSequence(engine, request, options.signal);
@@ -72,8 +72,7 @@ async function scoreWindow(engine: SequenceEngine, tokenIds: number[], plan: Swi
   let nll = 0;
   for (let t = 1; t < tokenIds.length; t++) nll -= prompt.promptLogprobs[t]!.logprob;
   let stopWordMass = 0;
-  // distributions[t] predicts token t + 1: the scored positions are 0 .. n - 2.
-  if (stopIds) for (let t = 0; t < tokenIds.length - 1; t++) stopWordMass += probabilityMass(prompt.distributions![t]!, stopIds);
-  // The last position predicts past the window: it is not scored.
+  // The engine sums the stop words' probability at each position predicting a window token (0 .. n - 2).
+  if (stopIds) for (const mass of prompt.stopWordMass!) stopWordMass += mass;
   return { nll, tokens: tokenIds.length - 1, stopWordMass, distributions: keep ? prompt.distributions!.slice(0, tokenIds.length - 1) : undefined };
 }

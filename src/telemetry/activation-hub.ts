@@ -5,18 +5,22 @@
 import type { ActivationFrame, EngineUpdate, SequenceEvent } from '../engine/protocol.js';
 import type { SuperWeightCoordinate } from '../model/switch-plan.js';
 import { ClientOutbox, type FrameSocket } from './client-outbox.js';
-import { stepFrame, wireSwitch, type ControlFrame, type EndFrame, type SequenceIdentity, type TokenRef } from './stream-frames.js';
+import { MAX_FRAME_INPUT_TOKENS, stepFrame, wireSwitch, type ControlFrame, type EndFrame, type SequenceIdentity, type TokenRef } from './stream-frames.js';
 import { wantsRequest, wantsStep, type SubscriptionFilter } from './subscription.js';
 
 export interface HubOptions {
   /** Frames each client may have waiting before its oldest are dropped. */
   clientBufferFrames: number;
+  /** Bytes each client may have waiting (its ring and its socket together) before its oldest frames are dropped. */
+  clientBufferBytes: number;
   /** The model's known super weights, against which each switch plan is labelled. */
   knownSuperWeights: readonly SuperWeightCoordinate[];
   /** Told the number of connected clients whenever it changes. */
   onClients?: (count: number) => void;
   /** Told about every frame dropped for a slow client. */
   onDropped?: (count: number) => void;
+  /** Told whenever it changes whether any client wants decode steps' frames (the engine builds them only then). */
+  onDecodeDemand?: (wanted: boolean) => void;
 }
 
 export interface HubClient {
@@ -25,13 +29,16 @@ export interface HubClient {
 }
 
 interface Track extends SequenceIdentity {
-  /** The prompt until the prefill frame is built, then the last sampled token. */
+  /** The prompt (its first MAX_FRAME_INPUT_TOKENS) until the prefill frame is built, then the last sampled token. */
   input: TokenRef[];
+  /** Prompt tokens left out of `input`. */
+  inputOmitted: number;
 }
 
 export class ActivationHub {
   private readonly clients = new Set<HubClient>();
   private readonly tracks = new Map<string, Track>();
+  private decodeDemand = false;
 
   constructor(private readonly options: HubOptions) {}
 
@@ -40,14 +47,31 @@ export class ActivationHub {
   }
 
   addClient(socket: FrameSocket, filter: SubscriptionFilter): HubClient {
-    const client: HubClient = { filter, outbox: new ClientOutbox(socket, this.options.clientBufferFrames, (n) => this.options.onDropped?.(n)) };
+    const limits = { frames: this.options.clientBufferFrames, bytes: this.options.clientBufferBytes };
+    const client: HubClient = { filter, outbox: new ClientOutbox(socket, limits, (n) => this.options.onDropped?.(n)) };
     this.clients.add(client);
     this.options.onClients?.(this.clients.size);
+    this.updateDecodeDemand();
     return client;
   }
 
   removeClient(client: HubClient): void {
     if (this.clients.delete(client)) this.options.onClients?.(this.clients.size);
+    this.updateDecodeDemand();
+  }
+
+  /** Replaces a client's subscription. */
+  subscribe(client: HubClient, filter: SubscriptionFilter): void {
+    client.filter = filter;
+    this.updateDecodeDemand();
+  }
+
+  private updateDecodeDemand(): void {
+    const wanted = [...this.clients].some((c) => c.filter.spec.decode_every > 0);
+    if (wanted !== this.decodeDemand) {
+      this.decodeDemand = wanted;
+      this.options.onDecodeDemand?.(wanted);
+    }
   }
 
   send(client: HubClient, frame: ControlFrame): void {
@@ -63,17 +87,20 @@ export class ActivationHub {
       const tags = event.tags;
       // Without tags (a caller outside the HTTP API) the sequence id stands in for the request id.
       const switchState = wireSwitch(event.switchPlan, this.options.knownSuperWeights);
-      this.tracks.set(event.id, { requestId: tags?.requestId ?? event.id, choice: tags?.choice ?? 0, switch: switchState, input: [] });
+      this.tracks.set(event.id, { requestId: tags?.requestId ?? event.id, choice: tags?.choice ?? 0, switch: switchState, input: [], inputOmitted: 0 });
       return;
     }
     const track = this.tracks.get(event.id);
     if (!track) return;
     if (event.type === 'prompt') {
-      track.input = event.promptIds.map((id, i) => ({ id, text: event.promptTokens[i] ?? '' }));
+      const kept = event.promptIds.slice(0, MAX_FRAME_INPUT_TOKENS);
+      track.input = kept.map((id, i) => ({ id, text: event.promptTokens[i] ?? '' }));
+      track.inputOmitted = event.promptIds.length - kept.length;
     } else if (event.type === 'token') {
       const token: TokenRef = { id: event.tokenId, text: event.token };
       if (event.frame) this.publishStep(track, event.frame, token);
       track.input = [token];
+      track.inputOmitted = 0;
     } else {
       this.tracks.delete(event.id);
       const end: EndFrame =
@@ -93,7 +120,7 @@ export class ActivationHub {
       const key = filter.spec.layers?.join(',') ?? '*';
       let text = byLayers.get(key);
       if (text === undefined) {
-        text = JSON.stringify(stepFrame(track, frame, track.input, token, filter.layers));
+        text = JSON.stringify(stepFrame(track, frame, { tokens: track.input, omitted: track.inputOmitted }, token, filter.layers));
         byLayers.set(key, text);
       }
       client.outbox.push(text);

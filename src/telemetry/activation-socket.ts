@@ -8,7 +8,8 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData } from 'ws';
 import { apiKeyMatches, bearerToken } from '../http/api-key.js';
-import { ApiError, RETRY_AFTER_SECONDS } from '../http/errors.js';
+import { guarded, requestUrl } from '../http/connections.js';
+import { ApiError, rawErrorResponse } from '../http/errors.js';
 import type { ActivationHub, HubClient } from './activation-hub.js';
 import { parseSubscribeMessage, parseSubscriptionQuery, type Subscription, type SubscriptionFilter } from './subscription.js';
 
@@ -35,16 +36,24 @@ export interface ActivationSocket {
 
 export function attachActivationSocket(server: http.Server, hub: ActivationHub, options: ActivationSocketOptions): ActivationSocket {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
-  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
-    socket.on('error', () => socket.destroy());
-    // Nothing a client sends may throw out of this listener: an exception here would end the process.
-    try {
+  // A handshake ws refuses (no or a bad Sec-WebSocket-Key, an unknown version, a method other than
+  // GET) gets the envelope too, not ws's plain-text answer.
+  wss.on('wsClientError', (err: Error, socket: Duplex, req: http.IncomingMessage) => {
+    const error = req.method !== 'GET' ? new ApiError('method_not_allowed', `a WebSocket upgrade must be a GET, not ${req.method}`) : new ApiError('invalid_request', `not a valid WebSocket upgrade: ${err.message}`);
+    reject(socket, error);
+  });
+  // Nothing a client sends may throw out of these listeners: an exception there would end the process.
+  const onFault = (err: unknown): void => options.onError?.(err as Error);
+  const onUpgrade = guarded(
+    (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+      socket.on('error', () => socket.destroy());
       upgrade(req, socket, head);
-    } catch (err) {
-      options.onError?.(err as Error);
+    },
+    (err, _req, socket) => {
+      onFault(err);
       reject(socket, new ApiError('internal_error', 'internal server error'));
-    }
-  };
+    },
+  );
   const admit = (req: http.IncomingMessage): ApiError | SubscriptionFilter => {
     const url = requestUrl(req.url);
     if (url === undefined) return new ApiError('invalid_request', 'the request target is not a valid URL path');
@@ -59,9 +68,15 @@ export function attachActivationSocket(server: http.Server, hub: ActivationHub, 
     wss.handleUpgrade(req, socket, head, (ws) => {
       const client = hub.addClient(ws, admitted);
       hub.send(client, { type: 'subscribed', subscription: admitted.spec });
-      ws.on('message', (data, isBinary) => onMessage(hub, client, data, isBinary, options.numLayers));
-      ws.on('pong', () => client.outbox.acknowledge());
-      ws.on('error', () => ws.terminate());
+      const terminate = (err: unknown): void => {
+        onFault(err);
+        ws.terminate();
+      };
+      ws.on('message', guarded((data: RawData, isBinary: boolean) => onMessage(hub, client, data, isBinary, options.numLayers), terminate));
+      ws.on('pong', guarded((payload: Buffer) => client.outbox.acknowledge(payload), terminate));
+      // Malformed frames (bad opcode, unmasked, oversized, invalid UTF-8): ws is already closing the
+      // connection with the matching close code (1002, 1007, 1009); the listener only keeps the error from being thrown.
+      ws.on('error', () => {});
       ws.on('close', () => hub.removeClient(client));
     });
   };
@@ -79,15 +94,6 @@ export function attachActivationSocket(server: http.Server, hub: ActivationHub, 
   };
 }
 
-/** The request target as a URL, or undefined when it cannot be one (e.g. `//[`). */
-function requestUrl(target: string | undefined): URL | undefined {
-  try {
-    return new URL(target ?? '/', 'http://localhost');
-  } catch {
-    return undefined;
-  }
-}
-
 function refuse(url: URL, req: http.IncomingMessage, hub: ActivationHub, options: ActivationSocketOptions): ApiError | undefined {
   if (url.pathname !== ACTIVATIONS_PATH) return new ApiError('route_not_found', `no WebSocket at ${url.pathname}; connect to ${ACTIVATIONS_PATH}`);
   if (options.shuttingDown()) return new ApiError('shutting_down', 'the server is shutting down');
@@ -100,16 +106,12 @@ function refuse(url: URL, req: http.IncomingMessage, hub: ActivationHub, options
 }
 
 function reject(socket: Duplex, error: ApiError): void {
-  const body = JSON.stringify(error.toJSON());
-  const retry = error.status === 429 || error.status === 503 ? `Retry-After: ${RETRY_AFTER_SECONDS}\r\n` : '';
-  socket.end(
-    `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`,
-  );
+  socket.end(rawErrorResponse(error), () => socket.destroy());
 }
 
 function onMessage(hub: ActivationHub, client: HubClient, data: RawData, isBinary: boolean, numLayers: number): void {
   const parsed = isBinary ? { ok: false as const, message: 'messages must be JSON text' } : parseSubscribeMessage(data.toString(), numLayers);
   if (!parsed.ok) return hub.send(client, { type: 'error', message: parsed.message });
-  client.filter = parsed.filter;
+  hub.subscribe(client, parsed.filter);
   hub.send(client, { type: 'subscribed', subscription: parsed.filter.spec });
 }

@@ -3,6 +3,10 @@
 import type { ActivationFrame, FinishReason } from '../engine/protocol.js';
 import { coordinateId, switchMode, switchPlanLabel, switchScale, type SuperWeightCoordinate, type SwitchMode, type SwitchPlan, type SwitchPlanLabel } from '../model/switch-plan.js';
 
+// A prefill frame names at most this many prompt tokens (the first ones: the super activation sits at
+// position 0) and counts the rest, so one long prompt can not make every client's frame huge.
+export const MAX_FRAME_INPUT_TOKENS = 64;
+
 export interface TokenRef {
   id: number;
   text: string;
@@ -28,8 +32,10 @@ export interface StepFrame {
   step: number;
   /** First and one-past-last token position fed this step. */
   positions: [number, number];
-  /** Tokens fed this step: the prompt at prefill, the previous token at decode. */
+  /** Tokens fed this step: the prompt at prefill (its first MAX_FRAME_INPUT_TOKENS), the previous token at decode. */
   input_tokens: TokenRef[];
+  /** Tokens fed this step that input_tokens leaves out. */
+  input_tokens_omitted: number;
   /** The token this step sampled. */
   token: TokenRef;
   /** The applied switch: its plan label and scale, the switched weights with their scales, restore_activation. */
@@ -83,7 +89,7 @@ export interface SequenceIdentity {
   switch: WireSwitch;
 }
 
-export function stepFrame(who: SequenceIdentity, frame: ActivationFrame, input: TokenRef[], token: TokenRef, layers: ReadonlySet<number> | null): StepFrame {
+export function stepFrame(who: SequenceIdentity, frame: ActivationFrame, input: { tokens: TokenRef[]; omitted: number }, token: TokenRef, layers: ReadonlySet<number> | null): StepFrame {
   return {
     type: 'step',
     request_id: who.requestId,
@@ -91,7 +97,8 @@ export function stepFrame(who: SequenceIdentity, frame: ActivationFrame, input: 
     phase: frame.phase,
     step: frame.step,
     positions: frame.positions,
-    input_tokens: input,
+    input_tokens: input.tokens,
+    input_tokens_omitted: input.omitted,
     token,
     switch: who.switch,
     layers: frame.layers

@@ -15,6 +15,7 @@ export interface TelemetryOptions {
   clientBufferFrames: number;
   /** Share of the float32 super activation below which the alert rule counts live traffic as collapsed. */
   superActivationMinShare?: number;
+  clientBufferBytes: number;
   apiKey?: string;
   shuttingDown: () => boolean;
   log: (message: string) => void;
@@ -27,13 +28,15 @@ export interface Telemetry {
   close(): void;
 }
 
-export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate'>, server: http.Server, options: TelemetryOptions): Telemetry {
+export function startTelemetry(engine: Pick<EngineClient, 'info' | 'onUpdate' | 'setDecodeFrames'>, server: http.Server, options: TelemetryOptions): Telemetry {
   const metrics = createMetrics(engine.info, options.superActivationMinShare);
   const hub = new ActivationHub({
     clientBufferFrames: options.clientBufferFrames,
+    clientBufferBytes: options.clientBufferBytes,
     knownSuperWeights: engine.info.knownSuperWeights,
     onClients: (count) => metrics.setWebSocketClients(count),
     onDropped: (count) => metrics.countDroppedFrames(count),
+    onDecodeDemand: (wanted) => engine.setDecodeFrames(wanted),
   });
   const socket = attachActivationSocket(server, hub, {
     maxClients: options.maxClients,

@@ -9,11 +9,20 @@ export interface DescribedIssue {
 }
 
 export function firstZodIssue(error: z.ZodError): DescribedIssue {
-  const issue = error.issues[0]!;
+  return describeIssue(error.issues[0]!, []);
+}
+
+function describeIssue(issue: z.core.$ZodIssue, prefix: PropertyKey[]): DescribedIssue {
+  const path = [...prefix, ...issue.path];
   if (issue.code === 'unrecognized_keys') {
-    return { path: formatPath([...issue.path, issue.keys[0]!]), message: `unknown field(s) ${issue.keys.join(', ')}` };
+    return { path: formatPath([...path, issue.keys[0]!]), message: `unknown field(s) ${issue.keys.join(', ')}` };
   }
-  return { path: formatPath(issue.path), message: issue.message };
+  if (issue.code === 'invalid_union') {
+    // A value of one alternative's shape that fails inside it: say what is wrong there, not "expected A or B".
+    const inside = issue.errors.filter((branch) => branch.length > 0 && branch[0]!.path.length > 0);
+    if (inside.length === 1) return describeIssue(inside[0]![0]!, path);
+  }
+  return { path: formatPath(path), message: issue.message };
 }
 
 /** "path: message", with "(root)" for the value itself. */

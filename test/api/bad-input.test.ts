@@ -4,6 +4,7 @@
 // normally after the whole table. Rows the server currently answers wrongly are marked `todo`.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import request from 'supertest';
 import type { ApiErrorCode } from '../../src/http/errors.js';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
@@ -11,6 +12,8 @@ import { PLANTED, startTestServer, type TestServer } from '../helpers/test-serve
 const MODEL = 'tiny';
 const COMPLETIONS = '/v1/completions';
 const CHAT = '/v1/chat/completions';
+const COMPARE = '/v1/ablations/compare';
+const DETECT = '/v1/super_weights/detect';
 const SW = `${PLANTED.layer}:${PLANTED.row}:${PLANTED.col}`;
 // config/server.json defaults the test server keeps.
 const MAX_TOKENS_LIMIT = 2048;
@@ -29,7 +32,10 @@ const TYPE_OF: Record<ApiErrorCode, string> = {
   model_not_found: 'invalid_request_error',
   route_not_found: 'invalid_request_error',
   method_not_allowed: 'invalid_request_error',
+  request_timeout: 'invalid_request_error',
   body_too_large: 'invalid_request_error',
+  unsupported_media_type: 'invalid_request_error',
+  headers_too_large: 'invalid_request_error',
   too_many_requests: 'rate_limit_error',
   model_loading: 'service_unavailable_error',
   shutting_down: 'service_unavailable_error',
@@ -46,8 +52,8 @@ interface BadRow {
   /** Defaults to /v1/completions. */
   path?: string;
   headers?: Record<string, string>;
-  /** A string is sent as is (with Content-Type application/json unless headers say otherwise). */
-  body?: string | Json | unknown[];
+  /** A string or bytes are sent as they are (with Content-Type application/json unless headers say otherwise). */
+  body?: string | Buffer | Json | unknown[];
   status: number;
   code: ApiErrorCode;
   /** Exact param, a pattern it must match, or null; undefined leaves it unchecked. */
@@ -94,19 +100,26 @@ const BAD: BadRow[] = [
   { name: 'malformed JSON (single quotes)', body: "{'model':'tiny'}", status: 400, code: 'invalid_json', param: null },
   { name: 'JSON null body', body: 'null', status: 400, code: 'invalid_json', param: null },
   { name: 'JSON string body', body: '"hello"', status: 400, code: 'invalid_json', param: null },
+  { name: 'a field nested 100,000 deep', body: `{"model":"tiny","prompt":"hi","max_tokens":1,"extra":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`, status: 400, code: 'invalid_json', param: null, message: /deeper than 64/ },
+  { name: 'tools nested 100,000 deep', path: CHAT, body: `{"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":${'['.repeat(100_000)}1${']'.repeat(100_000)}}`, status: 400, code: 'invalid_json', param: null },
   { name: 'top-level array', body: JSON.stringify([cmp()]), status: 400, code: 'invalid_request', param: null },
   { name: 'empty body', body: '', status: 400, code: 'invalid_request' },
   { name: 'empty body, chat', path: CHAT, body: '', status: 400, code: 'invalid_request' },
   { name: 'non-JSON content type (text/plain)', headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request', param: null },
   { name: 'form-encoded body', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'model=tiny&prompt=hi', status: 400, code: 'invalid_request', param: null },
-  { name: 'unsupported charset', headers: { 'Content-Type': 'application/json; charset=latin-9' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request' },
-  { name: 'unsupported content encoding', headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'br2' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request' },
+  { name: 'unsupported charset', headers: { 'Content-Type': 'application/json; charset=latin-9' }, body: JSON.stringify(cmp()), status: 415, code: 'unsupported_media_type' },
+  { name: 'unsupported content encoding', headers: { 'Content-Type': 'application/json', 'Content-Encoding': 'br2' }, body: JSON.stringify(cmp()), status: 415, code: 'unsupported_media_type' },
+  { name: 'gzip body that is not gzip', headers: { 'Content-Encoding': 'gzip' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request', param: null },
+  { name: 'deflate body that is not deflate', headers: { 'Content-Encoding': 'deflate' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request', param: null },
+  { name: 'br body that is not brotli', headers: { 'Content-Encoding': 'br' }, body: JSON.stringify(cmp()), status: 400, code: 'invalid_request', param: null },
+  { name: 'gzip body cut short', headers: { 'Content-Encoding': 'gzip' }, body: gzipSync(JSON.stringify(cmp())).subarray(0, 20), status: 400, code: 'invalid_request', param: null },
   { name: 'oversized body (> maxBodyBytes)', body: cmp({ prompt: bigPrompt }), status: 413, code: 'body_too_large', param: null },
   { name: 'oversized body, chat', path: CHAT, body: chat({ messages: [{ role: 'user', content: bigPrompt }] }), status: 413, code: 'body_too_large', param: null },
 
   // --- Routes and methods ---
   { name: 'unknown route POST /v1/embeddings', path: '/v1/embeddings', body: { model: MODEL, input: 'hi' }, status: 404, code: 'route_not_found', param: null },
   { name: 'unknown route GET /v1/nothing', method: 'GET', path: '/v1/nothing', status: 404, code: 'route_not_found', param: null },
+  { name: 'GET /v1/models/%zz (a parameter that is not percent-encoding)', method: 'GET', path: '/v1/models/%zz', status: 400, code: 'invalid_request', param: null },
   { name: 'unknown route GET /nothing', method: 'GET', path: '/nothing', status: 404, code: 'route_not_found', param: null },
   { name: 'wrong method GET /v1/completions', method: 'GET', status: 405, code: 'method_not_allowed', param: null },
   { name: 'wrong method PUT /v1/chat/completions', method: 'PUT', path: CHAT, body: chat(), status: 405, code: 'method_not_allowed', param: null },
@@ -236,6 +249,15 @@ const BAD: BadRow[] = [
     code: 'invalid_request',
   },
 
+  // --- Every route that reaches the engine refuses what the engine refuses, as a 400 ---
+  { name: 'detect: a prompt longer than the context', path: DETECT, body: { model: MODEL, prompt: 'a'.repeat(600) }, status: 400, code: 'context_length_exceeded', param: 'prompt' },
+  { name: 'detect: the second prompt longer than the context', path: DETECT, body: { model: MODEL, prompt: ['Hello', 'b'.repeat(700)] }, status: 400, code: 'context_length_exceeded', param: 'prompt' },
+  { name: 'compare: a prompt longer than the context', path: COMPARE, body: { model: MODEL, prompt: 'a'.repeat(600) }, status: 400, code: 'context_length_exceeded', param: 'prompt' },
+  { name: 'compare: prompt + max_tokens beyond the context', path: COMPARE, body: { model: MODEL, prompt: 'a'.repeat(500), max_tokens: 100 }, status: 400, code: 'context_length_exceeded', param: 'prompt' },
+  { name: 'compare: a token id outside the vocabulary', path: COMPARE, body: { model: MODEL, prompt: [1, 99999] }, status: 400, code: 'invalid_request', param: 'prompt' },
+  { name: 'compare: a state naming a layer that does not exist', path: COMPARE, body: { model: MODEL, prompt: 'Hi', states: ['on', { scale: 0, select: ['9:0:0'] }] }, status: 400, code: 'invalid_request', param: 'states[1].select[0]' },
+  { name: 'compare: max_tokens above the server limit', path: COMPARE, body: { model: MODEL, prompt: 'Hi', max_tokens: MAX_TOKENS_LIMIT + 1 }, status: 400, code: 'invalid_request', param: 'max_tokens' },
+
   // --- Unsupported parameters and combinations ---
   { name: 'best_of 2', body: cmp({ best_of: 2 }), status: 400, code: 'unsupported_parameter', param: 'best_of', message: /best_of/ },
   { name: 'suffix "x"', body: cmp({ suffix: 'x' }), status: 400, code: 'unsupported_parameter', param: 'suffix', message: /suffix/ },
@@ -277,6 +299,7 @@ const BAD: BadRow[] = [
   { name: 'super_weights select ["1:2"]', body: sw({ scale: 1, select: ['1:2'] }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]' },
   { name: 'super_weights select ["-1:0:0"]', body: sw({ scale: 0, select: ['-1:0:0'] }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]' },
   { name: 'super_weights select is a string', body: sw({ scale: 0, select: SW }), status: 400, code: 'invalid_request', param: /^super_weights/ },
+  { name: 'super_weights select of 257 coordinates (at most 256)', body: sw({ scale: 0, select: Array.from({ length: 257 }, (_, i) => `0:${i % 64}:${Math.floor(i / 64)}`) }), status: 400, code: 'invalid_request', param: 'super_weights.select' },
   { name: 'super_weights select []', body: sw({ scale: 0, select: [] }), status: 400, code: 'invalid_request', param: 'super_weights.select' },
   { name: 'super_weights layer 9 (does not exist)', body: sw({ scale: 0, select: ['9:7:33'] }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]', message: /layer 9/ },
   { name: 'super_weights layer 3 (one past the last)', body: sw({ scale: 0, select: ['3:0:0'] }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]' },
@@ -287,6 +310,10 @@ const BAD: BadRow[] = [
   { name: 'super_weights duplicated coordinate', body: sw({ scale: 0, select: [SW, SW] }), status: 400, code: 'invalid_request', param: 'super_weights.select', message: /twice/ },
   { name: 'super_weights duplicated coordinate spelled with leading zeros', body: sw({ scale: 0, select: [SW, '01:007:033'] }), status: 400, code: 'invalid_request', param: 'super_weights.select' },
   { name: 'super_weights unknown key "restore"', body: sw({ scale: 0, restore: true }), status: 400, code: 'invalid_request', param: /^super_weights/, message: /restore/ },
+  { name: 'super_weights scale 1e38 (times the planted weight, beyond float32)', body: sw({ scale: 1e38 }), status: 400, code: 'invalid_request', param: 'super_weights', message: /float32/ },
+  { name: 'super_weights scale 1e300 on a selected coordinate', body: sw({ scale: 1e300, select: ['2:0:0'] }), status: 400, code: 'invalid_request', param: 'super_weights', message: /float32/ },
+  { name: 'super_weights scale -1e308', body: sw({ scale: -1e308 }), status: 400, code: 'invalid_request', param: 'super_weights', message: /float32/ },
+  { name: 'compare: a state whose scale overflows float32', path: COMPARE, body: { model: MODEL, prompt: 'Hi', states: ['on', { scale: 1e38 }] }, status: 400, code: 'invalid_request', param: 'states[1]', message: /float32/ },
   { name: 'super_weights restore_activation "yes"', body: sw({ scale: 0, restore_activation: 'yes' }), status: 400, code: 'invalid_request', param: /^super_weights/ },
   { name: 'chat: super_weights "maybe"', path: CHAT, body: chat({ super_weights: 'maybe' }), status: 400, code: 'invalid_request', param: 'super_weights' },
   { name: 'chat: super_weights layer 9', path: CHAT, body: chat({ super_weights: { scale: 0, select: ['9:0:0'] } }), status: 400, code: 'invalid_request', param: 'super_weights.select[0]' },
@@ -295,6 +322,7 @@ const BAD: BadRow[] = [
   { name: 'X-Super-Weights "scale=abc"', headers: { 'X-Super-Weights': 'scale=abc' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
   { name: 'X-Super-Weights "sideways"', headers: { 'X-Super-Weights': 'sideways' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
   { name: 'X-Super-Weights "scale="', headers: { 'X-Super-Weights': 'scale=' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
+  { name: 'X-Super-Weights "scale=1e38" (beyond float32 with the weight)', headers: { 'X-Super-Weights': 'scale=1e38' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights', message: /float32/ },
   { name: 'X-Super-Weights "scale=1e999"', headers: { 'X-Super-Weights': 'scale=1e999' }, body: cmp(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
   { name: 'chat: X-Super-Weights "sideways"', path: CHAT, headers: { 'X-Super-Weights': 'sideways' }, body: chat(), status: 400, code: 'invalid_request', param: 'X-Super-Weights' },
 ];
@@ -354,7 +382,7 @@ function send(url: string, method: Method, path: string, headers: Record<string,
   }
   req = req.timeout(15_000);
   const hasType = Object.keys(headers).some((h) => h.toLowerCase() === 'content-type');
-  if (typeof body === 'string' && !hasType) req = req.set('Content-Type', 'application/json');
+  if ((typeof body === 'string' || Buffer.isBuffer(body) || headers['Content-Encoding']) && !hasType) req = req.set('Content-Type', 'application/json');
   req = req.set(headers);
   return body === undefined ? req : req.send(body as string | object);
 }

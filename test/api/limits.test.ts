@@ -1,5 +1,5 @@
-// Servers with small limits: admission (429 + Retry-After, /ready 503), the API key, clients that go
-// away mid-request (the engine stops their sequences), and graceful shutdown.
+// Servers with small limits: admission (429 + Retry-After, /ready 503), the API key, and clients that
+// go away mid-request (the engine stops their sequences). Shutdown has its own file (shutdown.test.ts).
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
@@ -8,6 +8,13 @@ import type { EngineUpdate, FinishReason } from '../../src/engine/protocol.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const MODEL = 'tiny';
+// A generation far longer than any check a test makes while it runs: 4000 decode steps take seconds
+// on any CPU, so "still running" holds however fast or loaded the machine is.
+const LONG_TOKENS = 4000;
+const LONG_CONTEXT = { spec: { maxPositionEmbeddings: 4096 } };
+const LONG_LIMITS = { maxTokens: LONG_TOKENS };
+// Hang guard for waits that end as soon as their condition holds.
+const WAIT_MS = 30_000;
 
 type Json = Record<string, unknown>;
 
@@ -92,33 +99,20 @@ function sseEvents(text: string): string[] {
 }
 
 /** Records the engine's reported load and every finish event. */
-function watchEngine(server: TestServer): { running: () => number | undefined; finishes: { id: string; reason: FinishReason }[]; stop: () => void } {
+function watchEngine(server: TestServer): { running: () => number | undefined; finishes: { id: string; reason: FinishReason; completionTokens: number }[]; stop: () => void } {
   let last: number | undefined;
-  const finishes: { id: string; reason: FinishReason }[] = [];
+  const finishes: { id: string; reason: FinishReason; completionTokens: number }[] = [];
   const stop = server.engine.onUpdate((u: EngineUpdate) => {
     last = u.load.running;
-    for (const e of u.events) if (e.type === 'finish') finishes.push({ id: e.id, reason: e.reason });
+    for (const e of u.events) if (e.type === 'finish') finishes.push({ id: e.id, reason: e.reason, completionTokens: e.completionTokens });
   });
   return { running: () => last, finishes, stop };
 }
 
-/** Sends a request on a fresh connection; resolves with its status, or with the connection error's code. */
-function freshRequest(url: string, path: string, body: Json): Promise<{ status?: number; errorCode?: string }> {
-  return new Promise((resolve) => {
-    const payload = JSON.stringify(body);
-    const req = http.request(`${url}${path}`, { method: 'POST', agent: false, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } }, (res) => {
-      res.resume();
-      res.once('end', () => resolve({ status: res.statusCode }));
-    });
-    req.once('error', (err: NodeJS.ErrnoException) => resolve({ errorCode: err.code ?? err.message }));
-    req.end(payload);
-  });
-}
-
-describe('overload: maxRunning 1, maxWaiting 0', () => {
+describe('overload: maxNumSeqs 1, maxWaiting 0', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ config: { limits: { maxRunning: 1, maxWaiting: 0 } } });
+    server = await startTestServer({ ...LONG_CONTEXT, config: { limits: { maxNumSeqs: 1, maxWaiting: 0, ...LONG_LIMITS } } });
   });
   after(async () => {
     await server.close();
@@ -130,10 +124,10 @@ describe('overload: maxRunning 1, maxWaiting 0', () => {
     assert.deepEqual(ready.body, { status: 'ready', sequences_in_flight: 0, capacity: 1, max_running: 1, max_waiting: 0 });
 
     // One long stream, which the test then stops reading.
-    const first = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 400, ignore_eos: true, stream: true }));
+    const first = rawPost(server.url, '/v1/completions', cmp({ max_tokens: LONG_TOKENS, ignore_eos: true, stream: true }));
     const head = await first.response;
     assert.equal(head.statusCode, 200);
-    await waitFor(() => sseEvents(first.text()).length >= 1, 5000, 'the first chunk');
+    await waitFor(() => sseEvents(first.text()).length >= 1, WAIT_MS, 'the first chunk');
     head.pause();
 
     const second = await request(server.url).post('/v1/completions').send(cmp());
@@ -159,7 +153,7 @@ describe('overload: maxRunning 1, maxWaiting 0', () => {
 
     // The first client goes away; its slot comes back.
     first.req.destroy();
-    await waitFor(async () => (await request(server.url).get('/ready')).status === 200, 2000, '/ready to answer 200 again');
+    await waitFor(async () => (await request(server.url).get('/ready')).status === 200, WAIT_MS, '/ready to answer 200 again');
     const again = await request(server.url).post('/v1/completions').send(cmp({ max_tokens: 2 }));
     assert.equal(again.status, 200, again.text);
   });
@@ -224,46 +218,46 @@ describe('API key', () => {
 describe('client disconnects', () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ ...LONG_CONTEXT, config: { limits: LONG_LIMITS } });
   });
   after(async () => {
     await server.close();
   });
 
-  it('a stream dropped after two chunks stops its sequence within a second', async () => {
+  /** The sequence ended as cancelled, long before its max_tokens, and gave its admission slot back. */
+  async function assertStopped(watch: ReturnType<typeof watchEngine>, idPrefix = ''): Promise<void> {
+    await waitFor(() => watch.finishes.some((f) => f.id.startsWith(idPrefix)), WAIT_MS, 'the sequence to finish');
+    const finish = watch.finishes.find((f) => f.id.startsWith(idPrefix))!;
+    assert.equal(finish.reason, 'abort', `finish events: ${JSON.stringify(watch.finishes)}`);
+    assert.ok(finish.completionTokens < LONG_TOKENS, `stopped after ${finish.completionTokens} of ${LONG_TOKENS} tokens`);
+    await waitFor(() => watch.running() === 0, WAIT_MS, 'the engine to report running 0');
+    await waitFor(async () => ((await request(server.url).get('/ready')).body as { sequences_in_flight: number }).sequences_in_flight === 0, WAIT_MS, 'the admission slot back');
+  }
+
+  it('a stream dropped after two chunks stops its sequence', async () => {
     const watch = watchEngine(server);
     try {
-      const stream = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 400, ignore_eos: true, stream: true }));
+      const stream = rawPost(server.url, '/v1/completions', cmp({ max_tokens: LONG_TOKENS, ignore_eos: true, stream: true }));
       const head = await stream.response;
       assert.equal(head.statusCode, 200);
-      await waitFor(() => sseEvents(stream.text()).length >= 2, 5000, 'two chunks');
+      await waitFor(() => sseEvents(stream.text()).length >= 2, WAIT_MS, 'two chunks');
       const id = (JSON.parse(sseEvents(stream.text())[0]!) as { id: string }).id;
       assert.equal(watch.running(), 1, 'the sequence is running when the client leaves');
       stream.req.destroy();
-      const dropped = Date.now();
-      await waitFor(() => watch.running() === 0, 1000, 'the engine to report running 0');
-      assert.ok(Date.now() - dropped <= 1000);
-      const finish = watch.finishes.find((f) => f.id.startsWith(id));
-      assert.equal(finish?.reason, 'abort', `finish events: ${JSON.stringify(watch.finishes)}`);
-      await waitFor(async () => ((await request(server.url).get('/ready')).body as { sequences_in_flight: number }).sequences_in_flight === 0, 1000, 'the admission slot back');
+      await assertStopped(watch, id);
     } finally {
       watch.stop();
     }
   });
 
-  it('a non-streaming request dropped by its client stops its sequence within a second', async () => {
+  it('a non-streaming request dropped by its client stops its sequence', async () => {
     const watch = watchEngine(server);
     try {
-      const pending = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 400, ignore_eos: true }));
-      await waitFor(() => (watch.running() ?? 0) >= 1 && server.engine.inFlight === 1, 5000, 'the sequence to run');
-      await new Promise((r) => setTimeout(r, 30));
-      assert.equal(watch.running(), 1, 'still running when the client leaves');
+      const pending = rawPost(server.url, '/v1/completions', cmp({ max_tokens: LONG_TOKENS, ignore_eos: true }));
+      await waitFor(() => (watch.running() ?? 0) >= 1 && server.engine.inFlight === 1, WAIT_MS, 'the sequence to run');
       pending.req.destroy();
-      const dropped = Date.now();
-      await waitFor(() => watch.running() === 0, 1000, 'the engine to report running 0');
-      assert.ok(Date.now() - dropped <= 1000);
-      assert.deepEqual(watch.finishes.map((f) => f.reason), ['abort'], `finish events: ${JSON.stringify(watch.finishes)}`);
-      await waitFor(async () => ((await request(server.url).get('/ready')).body as { sequences_in_flight: number }).sequences_in_flight === 0, 1000, 'the admission slot back');
+      await assertStopped(watch);
+      assert.equal(watch.finishes.length, 1);
     } finally {
       watch.stop();
     }
@@ -272,12 +266,12 @@ describe('client disconnects', () => {
   it('a chat stream dropped mid-way stops its sequence too', async () => {
     const watch = watchEngine(server);
     try {
-      const stream = rawPost(server.url, '/v1/chat/completions', chat({ max_tokens: 400, ignore_eos: true, stream: true }));
+      const stream = rawPost(server.url, '/v1/chat/completions', chat({ max_tokens: LONG_TOKENS, ignore_eos: true, stream: true }));
       await stream.response;
-      await waitFor(() => sseEvents(stream.text()).length >= 2, 5000, 'two chunks');
+      await waitFor(() => sseEvents(stream.text()).length >= 2, WAIT_MS, 'two chunks');
       stream.req.destroy();
-      await waitFor(() => watch.running() === 0, 1000, 'the engine to report running 0');
-      assert.deepEqual(watch.finishes.map((f) => f.reason), ['abort']);
+      await assertStopped(watch);
+      assert.equal(watch.finishes.length, 1);
     } finally {
       watch.stop();
     }
@@ -287,41 +281,5 @@ describe('client disconnects', () => {
     const res = await request(server.url).post('/v1/completions').send(cmp({ max_tokens: 3 }));
     assert.equal(res.status, 200, res.text);
     assert.equal(server.engine.inFlight, 0);
-  });
-});
-
-describe('shutdown', () => {
-  let server: TestServer;
-  before(async () => {
-    server = await startTestServer();
-  });
-  after(async () => {
-    await server.close();
-  });
-
-  it('lets the in-flight request finish with 200 and refuses new ones', async () => {
-    const watch = watchEngine(server);
-    try {
-      const inFlight = rawPost(server.url, '/v1/completions', cmp({ max_tokens: 50, ignore_eos: true }));
-      await waitFor(() => (watch.running() ?? 0) >= 1, 5000, 'the request to run');
-      const shutdown = server.server.shutdown();
-      assert.equal(watch.finishes.length, 0, 'the request is still running when shutdown starts');
-
-      const during = await freshRequest(server.url, '/v1/completions', cmp());
-      assert.ok(during.errorCode === 'ECONNREFUSED' || during.status === 503, `a new request during shutdown: ${JSON.stringify(during)}`);
-
-      const head = await inFlight.response;
-      const body = JSON.parse(await inFlight.done) as { choices: { finish_reason: string }[]; usage: { completion_tokens: number } };
-      assert.equal(head.statusCode, 200);
-      assert.equal(body.choices[0]!.finish_reason, 'length');
-      assert.equal(body.usage.completion_tokens, 50);
-      assert.deepEqual(watch.finishes.map((f) => f.reason), ['length']);
-
-      await shutdown;
-      const afterwards = await freshRequest(server.url, '/v1/completions', cmp());
-      assert.ok(afterwards.errorCode === 'ECONNREFUSED' || afterwards.status === 503, `a new request after shutdown: ${JSON.stringify(afterwards)}`);
-    } finally {
-      watch.stop();
-    }
   });
 });

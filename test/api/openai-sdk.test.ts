@@ -2,7 +2,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
+import { createReferenceModel } from '../helpers/reference-forward.js';
+import { logSoftmax } from '../helpers/reference-perplexity.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
+
+// float32 engine vs float64 reference.
+const LOGPROB_TOLERANCE = 1e-4;
+
 
 let server: TestServer;
 let client: OpenAI;
@@ -71,8 +77,18 @@ describe('openai SDK: completions', () => {
       const top = lp.top_logprobs![i]!;
       assert.ok(Object.keys(top).length >= 1 && Object.keys(top).length <= 3);
       assert.ok(lp.token_logprobs![i]! <= 0);
-      // The alternatives are the most likely tokens, so none is less likely than... the best is at least the chosen one.
-      assert.ok(Math.max(...Object.values(top)) >= lp.token_logprobs![i]! - 1e-6);
+    }
+    // The prompt's logprobs and its best alternative, as the plain reference forward pass computes
+    // them from the checkpoint (BOS, then the prompt's bytes). (Byte tokens that are not UTF-8 alone
+    // share the text "\uFFFD", so the second best may share the best's key and not be listed.)
+    const ids = [server.checkpoint.bosId, ...Buffer.from('Hi there')];
+    const { logits } = createReferenceModel(server.checkpoint).forward(ids);
+    for (let i = 1; i < ids.length; i++) {
+      const reference = logSoftmax(logits[i - 1]!);
+      assert.ok(Math.abs(lp.token_logprobs![i]! - reference[ids[i]!]!) < LOGPROB_TOLERANCE, `prompt token ${i}`);
+      const best = Math.max(...reference);
+      const served = Math.max(...Object.values(lp.top_logprobs![i]!));
+      assert.ok(Math.abs(served - best) < LOGPROB_TOLERANCE, `best alternative of prompt token ${i}: ${served} vs ${best}`);
     }
     assert.deepEqual(lp.text_offset, lp.tokens!.map((_, i) => lp.tokens!.slice(0, i).join('').length));
   });

@@ -10,6 +10,7 @@ import { chatRequestSchema } from '../../src/api/chat/schema.js';
 import { completionRequestSchema } from '../../src/api/completions/schema.js';
 import { responsesRequestSchema } from '../../src/api/responses/schema.js';
 import { ApiError, type ApiErrorCode } from '../../src/http/errors.js';
+import { ALL_ERROR_CODES } from '../helpers/error-codes.js';
 import { superWeightsFieldSchema } from '../../src/api/super-weights-field.js';
 import { superWeightsDetectSchema } from '../../src/api/super-weights/schema.js';
 import { loadServerConfig } from '../../src/config/server-config.js';
@@ -291,23 +292,6 @@ function documentedOperations(): { method: string; path: string; operation: Json
   return Object.entries(paths).flatMap(([path, item]) => HTTP_METHODS.filter((m) => m in item).map((method) => ({ method, path, operation: item[method] as JsonObject })));
 }
 
-/** Every ApiErrorCode; the Record type makes the compiler insist on all of them. */
-const ALL_ERROR_CODES: Record<ApiErrorCode, true> = {
-  invalid_request: true,
-  invalid_json: true,
-  unsupported_parameter: true,
-  context_length_exceeded: true,
-  invalid_api_key: true,
-  model_not_found: true,
-  route_not_found: true,
-  method_not_allowed: true,
-  body_too_large: true,
-  too_many_requests: true,
-  model_loading: true,
-  shutting_down: true,
-  engine_failure: true,
-  internal_error: true,
-};
 
 describe('openapi.yaml routes and errors agree with the server', () => {
   it('documents exactly the routes in routeTable, with their auth', () => {
@@ -344,7 +328,7 @@ describe('openapi.yaml routes and errors agree with the server', () => {
       const where = everywhere.filter(({ method, path }) => matches(method, path, error.status));
       assert.ok(where.length > 0, `${code} (${error.status}, ${error.toJSON().error.type}) is not documented for any route`);
       // Nowhere under another status: the spec's status for a code is the server's.
-      const otherStatuses = [400, 401, 404, 405, 413, 429, 500, 503].filter((s) => s !== error.status);
+      const otherStatuses = [400, 401, 404, 405, 408, 413, 415, 429, 431, 500, 503].filter((s) => s !== error.status);
       for (const { method, path } of everywhere) for (const s of otherStatuses) assert.ok(!matches(method, path, s), `${code} validates as ${method.toUpperCase()} ${path} ${s}, but the server sends it with ${error.status}`);
     }
     // Codes a generation request can meet are documented on every generation route.
@@ -418,7 +402,7 @@ describe('real responses match openapi.yaml', () => {
 
   before(async () => {
     // The second server has an API key and room for one sequence, for 401 and 429.
-    [server, keyed] = await Promise.all([startTestServer(), startTestServer({ config: { apiKey: API_KEY, limits: { maxRunning: 1, maxWaiting: 0 } } })]);
+    [server, keyed] = await Promise.all([startTestServer(), startTestServer({ config: { apiKey: API_KEY, limits: { maxNumSeqs: 1, maxWaiting: 0 } } })]);
     model = server.modelId;
   });
   after(async () => {

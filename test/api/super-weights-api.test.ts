@@ -1,13 +1,18 @@
 // The super-weight switch over HTTP: "off" equals the checkpoint zeroed on disk, mixed requests share
-// batches and still match their solo results, and the A/B comparison endpoint.
+// batches and still match their solo results, and the A/B comparison endpoint against the plain
+// reference forward pass.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
+import { createReferenceModel } from '../helpers/reference-forward.js';
+import { logSoftmax } from '../helpers/reference-perplexity.js';
 import { scaleWeightOnDisk } from '../helpers/tiny-checkpoint.js';
 
 const LOGPROB_TOLERANCE = 1e-4;
+// float32 engine vs float64 reference: KL and probability mass agree to this, absolutely or relatively.
+const DISTRIBUTION_TOLERANCE = 1e-4;
 const PROMPT = 'Summer is hot. Winter is';
 
 let server: TestServer;
@@ -69,55 +74,79 @@ describe('super_weights over HTTP', () => {
   });
 
   it('batches concurrent on/off/scaled requests together and keeps each exact', async () => {
-    // Long enough that every request is still decoding when the last one arrives, even on a loaded
-    // machine (10 tokens of the tiny model take a few milliseconds).
-    const long = { max_tokens: 200, ignore_eos: true };
-    const variants: Record<string, unknown>[] = [
-      { ...long },
-      { ...long, super_weights: 'off' },
-      { ...long, super_weights: { scale: 2 } },
-      { ...long, super_weights: { scale: 0, restore_activation: true } },
-      { ...long, super_weights: { scale: 0, select: ['2:3:4'] } },
+    const variants: { super_weights?: unknown }[] = [
+      {},
+      { super_weights: 'off' },
+      { super_weights: { scale: 2 } },
+      { super_weights: { scale: 0, restore_activation: true } },
+      { super_weights: { scale: 0, select: ['2:3:4'] } },
     ];
+    const tokens = 30;
     const solo: Completion[] = [];
-    for (const v of variants) solo.push(await complete(server, v));
+    for (const v of variants) solo.push(await complete(server, { ...v, max_tokens: tokens }));
+    // Concurrent requests: however they happen to be batched, each equals its solo run.
+    const together = await Promise.all(variants.map((v) => complete(server, { ...v, max_tokens: tokens })));
+    together.forEach((r, i) => assertSameGeneration(r, solo[i]!));
+    assert.equal(together[3]!.super_weights.restore_activation, true);
+    // One comparison submits all five states at once, so they decode together: one session.run
+    // with four switched rows and one original. Each state's tokens are still its solo tokens.
     const steps: { batchSize: number; switchedRows: number }[] = [];
     const off = server.engine.onUpdate((u) => u.step?.phase === 'decode' && steps.push(u.step));
-    const together = await Promise.all(variants.map((v) => complete(server, v)));
+    const compared = await compare({ max_tokens: tokens, states: variants.map((v) => v.super_weights ?? 'on') });
     off();
-    together.forEach((r, i) => assertSameGeneration(r, solo[i]!));
-    assert.ok(steps.some((s) => s.batchSize >= 4 && s.switchedRows > 0 && s.switchedRows < s.batchSize), JSON.stringify(steps.slice(0, 5)));
-    assert.equal(together[3]!.super_weights.restore_activation, true);
+    assert.ok(steps.some((s) => s.batchSize === variants.length && s.switchedRows === variants.length - 1), JSON.stringify(steps.slice(0, 5)));
+    compared.states.forEach((state, i) => assert.deepEqual(state.tokens, solo[i]!.choices[0]!.logprobs.tokens, `state ${i}`));
   });
 });
 
+interface Comparison {
+  states: { super_weights: { mode: string }; tokens: string[]; token_ids: number[]; baseline_token_logprobs: number[]; kl_divergence: number[]; stop_word_mass: number[] }[];
+}
+
+async function compare(body: Record<string, unknown>): Promise<Comparison> {
+  const res = await fetch(`${server.url}/v1/ablations/compare`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: server.modelId, prompt: PROMPT, ...body }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return (await res.json()) as Comparison;
+}
+
+function assertNear(actual: number, expected: number, what: string): void {
+  assert.ok(Math.abs(actual - expected) <= DISTRIBUTION_TOLERANCE * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
+}
+
+
 describe('POST /v1/ablations/compare', () => {
-  it('returns both states, the baseline logprobs, KL per step and stop-word mass', async () => {
-    const res = await fetch(`${server.url}/v1/ablations/compare`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: server.modelId, prompt: PROMPT, max_tokens: 6 }),
-    });
-    assert.equal(res.status, 200);
-    const body = (await res.json()) as {
-      states: { super_weights: { mode: string }; token_ids: number[]; baseline_token_logprobs: number[]; kl_divergence: number[]; stop_word_mass: number[] }[];
-    };
+  it('returns both states, the baseline logprobs, KL per step and stop-word mass, as the reference forward pass computes them', async () => {
+    const body = await compare({ max_tokens: 6 });
     const [on, off] = body.states;
     assert.deepEqual([on!.super_weights.mode, off!.super_weights.mode], ['original', 'ablated']);
-    // The baseline scored under its own state: KL 0 and its own sampled logprobs.
-    assert.ok(on!.kl_divergence.every((k) => Math.abs(k) < 1e-6));
+    // The same baseline tokens scored by two plain forward passes that share no code with the engine:
+    // the checkpoint as it is, and with the planted super weight zeroed.
+    const promptIds = await tokenIds(PROMPT);
+    const sequence = [...promptIds, ...on!.token_ids];
+    const original = createReferenceModel(server.checkpoint).forward(sequence).logits;
+    const zeroedRef = createReferenceModel(server.checkpoint, { downProjScale: [{ ...PLANTED, scale: 0 }] }).forward(sequence).logits;
+    const stopIds = server.engine.info.stopWords.ids;
+    assert.ok(stopIds.length > 0, 'the byte tokenizer has single-token stop words');
+    on!.token_ids.forEach((id, k) => {
+      const p = logSoftmax(original[promptIds.length - 1 + k]!);
+      const q = logSoftmax(zeroedRef[promptIds.length - 1 + k]!);
+      let kl = 0;
+      for (let v = 0; v < p.length; v++) kl += Math.exp(p[v]!) * (p[v]! - q[v]!);
+      const mass = (d: Float64Array): number => stopIds.reduce((m, i) => m + Math.exp(d[i]!), 0);
+      assertNear(on!.baseline_token_logprobs[k]!, p[id]!, `on: logprob of baseline token ${k}`);
+      assertNear(off!.baseline_token_logprobs[k]!, q[id]!, `off: logprob of baseline token ${k}`);
+      assertNear(off!.kl_divergence[k]!, kl, `off: KL at step ${k}`);
+      assertNear(on!.stop_word_mass[k]!, mass(p), `on: stop-word mass at step ${k}`);
+      assertNear(off!.stop_word_mass[k]!, mass(q), `off: stop-word mass at step ${k}`);
+    });
+    assert.ok(off!.kl_divergence.some((k) => k > 1e-4), 'zeroing the planted weight moves the distribution');
+    // The greedy baseline is what /v1/completions generates.
     const plain = await complete(server, { max_tokens: 6 });
-    on!.baseline_token_logprobs.forEach((lp, i) => assert.ok(Math.abs(lp - plain.choices[0]!.logprobs.token_logprobs[i]!) < LOGPROB_TOLERANCE));
-    // Under "off" the same tokens are scored by the zeroed model: compare with the on-disk checkpoint.
-    const reference = await fetch(`${zeroed.url}/v1/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: zeroed.modelId, prompt: [[...(await tokenIds(PROMPT)), ...on!.token_ids]], max_tokens: 0, echo: true, logprobs: 0 }),
-    }).then((r) => r.json() as Promise<Completion>);
-    const scored = reference.choices[0]!.logprobs.token_logprobs.slice(-on!.token_ids.length);
-    off!.baseline_token_logprobs.forEach((lp, i) => assert.ok(Math.abs(lp - scored[i]!) < LOGPROB_TOLERANCE, `step ${i}`));
-    assert.ok(off!.kl_divergence.some((k) => k > 1e-4));
-    assert.equal(off!.stop_word_mass.length, 6);
+    assert.deepEqual(on!.tokens, plain.choices[0]!.logprobs.tokens);
   });
 });
 

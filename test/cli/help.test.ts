@@ -44,10 +44,10 @@ describe('swserve CLI help', () => {
   }
 
   it('shows defaults from config/server.json on serve --help', () => {
-    const config = JSON.parse(fs.readFileSync(new URL('../../../config/server.json', import.meta.url), 'utf8')) as { port: number; limits: { maxRunning: number } };
+    const config = JSON.parse(fs.readFileSync(new URL('../../../config/server.json', import.meta.url), 'utf8')) as { port: number; limits: { maxNumSeqs: number } };
     const r = swserve('serve', '--help');
     assert.match(r.stdout, new RegExp(`--port N .*\\(default: ${config.port}, from config/server.json\\)`));
-    assert.match(r.stdout, new RegExp(`--max-running N .*\\(default: ${config.limits.maxRunning}, from config/server.json\\)`));
+    assert.match(r.stdout, new RegExp(`--max-num-seqs N .*\\(default: ${config.limits.maxNumSeqs}, from config/server.json\\)`));
   });
 
   it('refuses unknown options and commands with exit status 2 and a pointer to --help', () => {

@@ -1,34 +1,25 @@
-// The KV cache contract, as a suite any implementation must pass: rows keep their own slots (and
-// positions) through commits, merges and removals.
+// The KV cache contract, as a suite every implementation must pass: a sequence's positions keep their
+// values through writes, arrangements (joins and leaves), forks, truncation and growth, and an
+// arrangement moves only the rows that must change place.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BatchKvCache, type KvGeometry } from '../../src/engine/kv-cache.js';
+import { HostKvCache, MIN_SLOTS, type KvCache, type KvGeometry } from '../../src/engine/kv-cache.js';
 import type { LayerKv } from '../../src/engine/session.js';
 
 const GEOMETRY: KvGeometry = { numLayers: 2, kvHeads: 2, headDim: 3, elements: 'float32' };
 
-/** A value that encodes where it came from, so every copy can be checked. */
-const tag = (layer: number, kind: number, rowId: number, head: number, position: number, d: number): number =>
-  layer * 1e6 + kind * 1e5 + rowId * 1e4 + head * 1e3 + position * 10 + d;
+/** A value that encodes where it came from (sequence, position, layer, key/value, head, element), exact in float32. */
+const tag = (seq: number, position: number, layer: number, kind: number, head: number, d: number): number =>
+  ((((seq * 256 + position) * 2 + layer) * 2 + kind) * 2 + head) * 4 + d;
 
-/** Builds present tensors: the cache's past slots followed by `fresh[row]` new positions. */
-function present(cache: BatchKvCache, rowIds: number[], fresh: Int32Array[]): LayerKv[] {
+/** The graph's present output for tokens (sequence number, position), flat [N, kvH, D] per layer. */
+function present(tokens: [number, number][]): LayerKv[] {
   const { numLayers, kvHeads, headDim } = GEOMETRY;
-  const past = cache.slots;
-  const slots = past + fresh[0]!.length;
   return Array.from({ length: numLayers }, (_, l) => {
     const make = (kind: number): Float32Array => {
-      const data = new Float32Array(rowIds.length * kvHeads * slots * headDim);
-      const old = (kind === 0 ? cache.past[l]!.key : cache.past[l]!.value) as Float32Array;
-      rowIds.forEach((id, r) => {
-        for (let h = 0; h < kvHeads; h++) {
-          for (let s = 0; s < slots; s++) {
-            for (let d = 0; d < headDim; d++) {
-              const at = ((r * kvHeads + h) * slots + s) * headDim + d;
-              data[at] = s < past ? old[((r * kvHeads + h) * past + s) * headDim + d]! : tag(l, kind, id, h, fresh[r]![s - past]!, d);
-            }
-          }
-        }
+      const data = new Float32Array(tokens.length * kvHeads * headDim);
+      tokens.forEach(([seq, p], i) => {
+        for (let h = 0; h < kvHeads; h++) for (let d = 0; d < headDim; d++) data[(i * kvHeads + h) * headDim + d] = tag(seq, p, l, kind, h, d);
       });
       return data;
     };
@@ -36,76 +27,109 @@ function present(cache: BatchKvCache, rowIds: number[], fresh: Int32Array[]): La
   });
 }
 
-/** Checks that row `r` holds exactly the tagged values of `positions` in its valid slots. */
-function assertRow(cache: BatchKvCache, r: number, rowId: number, positions: number[]): void {
-  const slotPositions = [...cache.slotPositions(r)];
-  assert.deepEqual(slotPositions.filter((p) => p >= 0), positions);
-  const { numLayers, kvHeads, headDim } = GEOMETRY;
-  for (let l = 0; l < numLayers; l++) {
-    slotPositions.forEach((p, s) => {
-      if (p < 0) return;
+function write(cache: KvCache, tokens: [number, number][]): void {
+  cache.write(present(tokens), tokens.map(([seq]) => String(seq)), Int32Array.from(tokens, ([, p]) => p));
+}
+
+/** Writes positions [from, length) of `seq`, arranging first as the engine does (room for the new slots). */
+function prefill(cache: KvCache, seq: number, length: number, from = 0): void {
+  if (!cache.has(String(seq))) cache.open(String(seq));
+  cache.arrange([[String(seq)], []], length);
+  write(cache, Array.from({ length: length - from }, (_, i) => [seq, from + i]));
+}
+
+/** Checks, through the views `arrange` returns, that `seq` holds its own tagged values at positions [0, length). */
+function assertHolds(cache: KvCache, groups: string[][], seq: number, length: number, expectSeq = seq): void {
+  const { order, views } = cache.arrange(groups, length);
+  const g = order.findIndex((ids) => ids.includes(String(seq)));
+  const row = order[g]!.indexOf(String(seq));
+  const { kvHeads, headDim } = GEOMETRY;
+  assert.equal(cache.length(String(seq)), length, `length of ${seq}`);
+  views[g]!.forEach((layer, l) => {
+    for (let p = 0; p < length; p++) {
       for (let h = 0; h < kvHeads; h++) {
         for (let d = 0; d < headDim; d++) {
-          const at = ((r * kvHeads + h) * cache.slots + s) * headDim + d;
-          assert.equal((cache.past[l]!.key as Float32Array)[at], tag(l, 0, rowId, h, p, d));
-          assert.equal((cache.past[l]!.value as Float32Array)[at], tag(l, 1, rowId, h, p, d));
+          const at = ((row * kvHeads + h) * cache.slots + p) * headDim + d;
+          assert.equal(layer.key[at], tag(expectSeq, p, l, 0, h, d), `key of ${seq} at ${p}`);
+          assert.equal(layer.value[at], tag(expectSeq, p, l, 1, h, d), `value of ${seq} at ${p}`);
         }
       }
+    }
+  });
+}
+
+export function kvCacheContract(name: string, create: (geometry: KvGeometry) => KvCache): void {
+  describe(`${name}: the KV cache contract`, () => {
+    it('keeps each sequence its own positions through prefill and decode writes', () => {
+      const cache = create(GEOMETRY);
+      prefill(cache, 1, 4);
+      prefill(cache, 2, 2);
+      cache.arrange([['1', '2'], []], 5);
+      write(cache, [
+        [1, 4],
+        [2, 2],
+      ]);
+      assertHolds(cache, [['1', '2'], []], 1, 5);
+      assertHolds(cache, [['1', '2'], []], 2, 3);
     });
-  }
+
+    it('lays each group out contiguously, whatever order rows were opened in', () => {
+      const cache = create(GEOMETRY);
+      for (const seq of [1, 2, 3, 4]) prefill(cache, seq, seq + 1);
+      const { order, views } = cache.arrange([['4', '2'], ['3']], 8);
+      assert.deepEqual(order.map((ids) => [...ids].sort()), [['2', '4'], ['3']]);
+      assert.equal(views[0]![0]!.key.length, 2 * GEOMETRY.kvHeads * cache.slots * GEOMETRY.headDim);
+      assert.equal(views[1]![0]!.key.length, 1 * GEOMETRY.kvHeads * cache.slots * GEOMETRY.headDim);
+      for (const seq of [2, 3, 4]) assertHolds(cache, [['4', '2'], ['3']], seq, seq + 1);
+      assertHolds(cache, [['1'], []], 1, 2);
+    });
+
+    it('moves only the rows that must change place when one leaves', () => {
+      const cache = create(GEOMETRY);
+      for (const seq of [1, 2, 3, 4]) prefill(cache, seq, 3);
+      const before = cache.arrange([['1', '2', '3', '4'], []], 4).order[0]!;
+      cache.close('2');
+      const after = cache.arrange([['1', '3', '4'], []], 4).order[0]!;
+      const stayed = after.filter((id, row) => before[row] === id);
+      assert.ok(stayed.length >= 2, `rows that kept their place: ${stayed.join(',')}`);
+      for (const seq of [1, 3, 4]) assertHolds(cache, [['1', '3', '4'], []], seq, 3);
+    });
+
+    it('forks a prefix into a new sequence and truncates one for recomputation', () => {
+      const cache = create(GEOMETRY);
+      prefill(cache, 1, 5);
+      cache.fork('1', '7', 5);
+      assertHolds(cache, [['1', '7'], []], 7, 5, 1);
+      cache.truncate('1', 2);
+      assert.equal(cache.length('1'), 2);
+      prefill(cache, 1, 5, 2);
+      assertHolds(cache, [['1'], []], 1, 5);
+    });
+
+    it('grows rows and slots without losing what it holds, and shrinks back', () => {
+      const cache = create(GEOMETRY);
+      for (let seq = 1; seq <= 9; seq++) prefill(cache, seq, 3);
+      prefill(cache, 1, MIN_SLOTS * 2 + 5, 3);
+      assert.ok(cache.slots >= MIN_SLOTS * 2 + 5);
+      const ids = Array.from({ length: 9 }, (_, i) => String(i + 1));
+      assertHolds(cache, [ids, []], 1, MIN_SLOTS * 2 + 5);
+      for (let seq = 2; seq <= 9; seq++) assertHolds(cache, [ids, []], seq, 3);
+      cache.close('1');
+      cache.arrange([ids.slice(1), []], 4);
+      assert.equal(cache.slots, MIN_SLOTS);
+      for (let seq = 2; seq <= 9; seq++) assertHolds(cache, [ids.slice(1), []], seq, 3);
+    });
+
+    it('frees rows for reuse', () => {
+      const cache = create(GEOMETRY);
+      prefill(cache, 1, 2);
+      cache.close('1');
+      assert.equal(cache.size, 0);
+      assert.equal(cache.has('1'), false);
+      prefill(cache, 2, 2);
+      assertHolds(cache, [[], ['2']], 2, 2);
+    });
+  });
 }
 
-function prefill(ids: number[], lengths: number[]): BatchKvCache {
-  const cache = BatchKvCache.empty(GEOMETRY, ids.map(String));
-  const width = Math.max(...lengths);
-  const fresh = lengths.map((n) => Int32Array.from({ length: width }, (_, t) => (t < n ? t : -1)));
-  cache.commit(present(cache, ids, fresh), fresh);
-  return cache;
-}
-
-function decode(cache: BatchKvCache, ids: number[]): void {
-  const fresh = ids.map((_, r) => Int32Array.of(Math.max(...cache.slotPositions(r)) + 1));
-  cache.commit(present(cache, ids, fresh), fresh);
-}
-
-describe('BatchKvCache', () => {
-  it('keeps padded prefill rows apart and appends decode slots', () => {
-    const cache = prefill([1, 2], [4, 2]);
-    assert.equal(cache.slots, 4);
-    decode(cache, [1, 2]);
-    assertRow(cache, 0, 1, [0, 1, 2, 3, 4]);
-    assertRow(cache, 1, 2, [0, 1, 2]);
-  });
-
-  it('merges a prefill batch into a running batch of a different length', async () => {
-    const running = prefill([1], [3]);
-    decode(running, [1]);
-    await running.merge(prefill([2, 3], [6, 1]));
-    assert.deepEqual(running.rows, ['1', '2', '3']);
-    assert.equal(running.slots, 6);
-    assertRow(running, 0, 1, [0, 1, 2, 3]);
-    assertRow(running, 1, 2, [0, 1, 2, 3, 4, 5]);
-    assertRow(running, 2, 3, [0]);
-    decode(running, [1, 2, 3]);
-    assertRow(running, 2, 3, [0, 1]);
-  });
-
-  it('removes rows and drops slots nobody uses', async () => {
-    const cache = prefill([1, 2], [7, 2]);
-    decode(cache, [1, 2]);
-    await cache.remove(new Set(['1']));
-    assert.deepEqual(cache.rows, ['2']);
-    assert.equal(cache.slots, 3);
-    assertRow(cache, 0, 2, [0, 1, 2]);
-    await cache.remove(new Set(['2']));
-    assert.equal(cache.rows.length, 0);
-    assert.equal(cache.slots, 0);
-  });
-
-  it('ignores removal of ids it does not hold', async () => {
-    const cache = prefill([1], [2]);
-    const before = cache.past;
-    await cache.remove(new Set(['9']));
-    assert.equal(cache.past, before);
-  });
-});
+kvCacheContract('HostKvCache', (geometry) => new HostKvCache(geometry));

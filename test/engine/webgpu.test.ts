@@ -44,22 +44,20 @@ describe('--device webgpu', () => {
     assert.match(out.stderr, /finish=length prompt=3 completion=2/);
   });
 
-  it('computes what the CPU computes, with the KV cache kept on the device (lavapipe or a GPU)', async (t) => {
+  it('computes what the CPU computes (lavapipe or a GPU)', async (t) => {
     const env = lavapipeEnv();
     if (!env) return t.skip('no Vulkan driver unpacked: run tools/lavapipe/fetch.sh (CI does) to test the WebGPU provider on this machine');
     const { stdout } = await promisify(execFile)(process.execPath, [PROBE, ckpt.dir, String(SW.layer), String(SW.row), String(SW.col)], { env, maxBuffer: 1 << 20 });
     const findings = JSON.parse(stdout) as WebgpuFindings;
     const { float32, float16 } = findings;
     assert.equal(float32.device, 'webgpu', float32.fallbackReason);
-    assert.ok(float32.kvOnDevice, 'present outputs stay on the device');
     for (const [plan, diff] of Object.entries(float32.maxDiff)) assert.ok(diff < FLOAT32_TOLERANCE, `float32, switch ${plan}: ${diff}`);
     assert.equal(float16.device, 'webgpu');
     assert.equal(float16.computeDtype, 'float16', float16.fallbackReason);
-    assert.ok(float16.kvOnDevice);
     for (const [plan, diff] of Object.entries(float16.maxDiff)) {
       assert.ok(diff < FLOAT16_RELATIVE_TOLERANCE * float16.logitScale, `float16, switch ${plan}: ${diff} of ${float16.logitScale}`);
     }
-    // A batch that changes (a row joins, rows leave) comes through the host and back: same tokens as CPU.
+    // A batch that changes (a row joins, rows leave): same tokens as CPU.
     assert.deepEqual(findings.engineTokens.webgpu, findings.engineTokens.cpu);
   });
 });

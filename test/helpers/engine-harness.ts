@@ -2,30 +2,39 @@
 // so tests can compare the engine with the reference forward pass number by number.
 import { downProjElement, openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.js';
 import type { ComputeDtype } from '../../src/model/graph-context.js';
-import { BatchKvCache } from '../../src/engine/kv-cache.js';
 import type { DeviceRequest } from '../../src/engine/device.js';
-import type { GenerationRequest } from '../../src/engine/protocol.js';
+import { TapAccumulator } from '../../src/engine/activation-frames.js';
+import { HostKvCache } from '../../src/engine/kv-cache.js';
+import type { ActivationFrame, GenerationRequest } from '../../src/engine/protocol.js';
 import { analysisRequest } from '../../src/superweights/engine-run.js';
-import { createModelSession, type ModelSession, type StepTaps } from '../../src/engine/session.js';
+import { createModelSession, type ModelSession } from '../../src/engine/session.js';
 import { prepareServedWeights, type ServedWeights } from '../../src/engine/served-weights.js';
 import type { WeightOptions } from '../../src/model/quantize/weight-format.js';
-import { packStep } from '../../src/engine/step-batch.js';
-import { ORIGINAL_SWITCH, type SuperWeightCoordinate, type SwitchPlan } from '../../src/model/switch-plan.js';
+import { packStep, type StepRow } from '../../src/engine/step-batch.js';
+import { coordinateId, ORIGINAL_SWITCH, type SuperWeightCoordinate, type SwitchPlan } from '../../src/model/switch-plan.js';
 
 export interface LogitsRun {
   /** Prefill: one [V] per prompt position; then one per decode step. */
   prefill: Float32Array[];
   decode: Float32Array[];
-  prefillTaps?: StepTaps;
+  /** The prompt's taps over all its chunks (instrumented graphs only). */
+  prefillFrame?: ActivationFrame;
   coordinates: SuperWeightCoordinate[];
+}
+
+export interface RunOptions {
+  plan?: SwitchPlan;
+  known?: SuperWeightCoordinate[];
+  /** Prefill the prompt in chunks of this many tokens (default: all at once). */
+  chunk?: number;
 }
 
 export interface HarnessSession {
   checkpoint: Checkpoint;
   session: ModelSession;
   served: ServedWeights;
-  /** Prefill `prompt`, then feed `continuation` one token per step. */
-  run(prompt: number[], continuation: number[], plan?: SwitchPlan, known?: SuperWeightCoordinate[]): Promise<LogitsRun>;
+  /** Prefill `prompt` (through the prefill group), then feed `continuation` one token per step (the decode group). */
+  run(prompt: number[], continuation: number[], options?: RunOptions): Promise<LogitsRun>;
   release(): Promise<void>;
 }
 
@@ -53,26 +62,31 @@ export async function openHarness(
     checkpoint,
     session,
     served,
-    async run(prompt, continuation, plan = ORIGINAL_SWITCH, known = []) {
-      const ctx = { numLayers: spec.numLayers, slidingWindow: spec.slidingWindow, knownSuperWeights: known, switchValues };
-      const kv = BatchKvCache.empty(
-        { numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: session.info.computeDtype },
-        ['row'],
-        session.kvTransfer,
-      );
+    async run(prompt, continuation, { plan = ORIGINAL_SWITCH, known = [], chunk = prompt.length } = {}) {
+      const ctx = { numLayers: spec.numLayers, knownSuperWeights: known, switchValues };
+      const kv = new HostKvCache({ numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: session.info.computeDtype });
+      kv.open('row');
       const split = (logits: Float32Array): Float32Array[] =>
         Array.from({ length: logits.length / spec.vocabSize }, (_, i) => logits.slice(i * spec.vocabSize, (i + 1) * spec.vocabSize));
-      const first = packStep([{ tokens: prompt, startPosition: 0, plan, allLogits: true }], kv, ctx);
-      const out = await session.run(first.feeds);
-      kv.commit(out.present, first.newPositions);
+      const taps = new TapAccumulator(spec.numLayers);
+      let coordinates: SuperWeightCoordinate[] = [];
+      const step = async (tokens: number[], start: number, decode: boolean): Promise<Float32Array[]> => {
+        const row: StepRow = { kvId: 'row', tokens, startPosition: start, plan, logits: decode ? 'last' : 'all' };
+        const { views } = kv.arrange(decode ? [['row'], []] : [[], ['row']], start + tokens.length);
+        const packed = packStep(decode ? [row] : [], decode ? [] : [row], { decode: views[0]!, prefill: views[1]! }, kv.slots, ctx);
+        const out = await session.run(packed.feeds, !decode);
+        kv.write(out.present, packed.tokenKvIds, packed.tokenPositions);
+        if (out.taps) taps.add(out.taps, 0, tokens.length, start, packed.coordinates);
+        coordinates = packed.coordinates;
+        return split(out.logits);
+      };
+      const prefill: Float32Array[] = [];
+      for (let start = 0; start < prompt.length; start += chunk) prefill.push(...(await step(prompt.slice(start, start + chunk), start, false)));
+      const reported = new Set([...known, ...plan.entries].map(coordinateId));
+      const prefillFrame = session.info.instrumented ? taps.frame('prefill', 0, reported) : undefined;
       const decode: Float32Array[] = [];
-      for (const [i, token] of continuation.entries()) {
-        const step = packStep([{ tokens: [token], startPosition: prompt.length + i, plan, allLogits: false }], kv, ctx);
-        const stepOut = await session.run(step.feeds);
-        kv.commit(stepOut.present, step.newPositions);
-        decode.push(...split(stepOut.logits));
-      }
-      return { prefill: split(out.logits), decode, prefillTaps: out.taps, coordinates: first.coordinates };
+      for (const [i, token] of continuation.entries()) decode.push(...(await step([token], prompt.length + i, true)));
+      return { prefill, decode, prefillFrame, coordinates };
     },
     release: () => session.release(),
   };

@@ -1,7 +1,7 @@
 // Runs an in-process EngineCore to completion and collects each sequence's events.
 import { EngineCore, type EngineOptions } from '../../src/engine/engine-core.js';
 import assert from 'node:assert/strict';
-import type { GenerationRequest, SequenceEvent, StepStats } from '../../src/engine/protocol.js';
+import type { EngineUpdate, GenerationRequest, SequenceEvent, StepStats } from '../../src/engine/protocol.js';
 
 export interface CollectedSequence {
   tokens: number[];
@@ -13,6 +13,8 @@ export interface CollectedSequence {
 export interface EngineRunner {
   engine: EngineCore;
   stats: StepStats[];
+  /** Every update in order: the step log (a step's update carries its stats and its events). */
+  updates: EngineUpdate[];
   sequences: Map<string, CollectedSequence>;
   /** Steps until idle (or `maxSteps`). */
   drain(maxSteps?: number): Promise<number>;
@@ -21,10 +23,13 @@ export interface EngineRunner {
 
 export async function startEngine(options: Partial<EngineOptions> & Pick<EngineOptions, 'modelDir'>): Promise<EngineRunner> {
   const stats: StepStats[] = [];
+  const updates: EngineUpdate[] = [];
   const sequences = new Map<string, CollectedSequence>();
   const engine = await EngineCore.load(
-    { device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 16, maxPrefillTokens: 4096 }, knownSuperWeights: [], ...options },
-    ({ events, step }) => {
+    { device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 16, maxNumBatchedTokens: 4096 }, knownSuperWeights: [], ...options },
+    (update) => {
+      const { events, step } = update;
+      updates.push(update);
       if (step) stats.push(step);
       for (const e of events) {
         let seq = sequences.get(e.id);
@@ -42,6 +47,7 @@ export async function startEngine(options: Partial<EngineOptions> & Pick<EngineO
   return {
     engine,
     stats,
+    updates,
     sequences,
     async drain(maxSteps = Infinity) {
       let steps = 0;

@@ -15,7 +15,15 @@ export interface RawResponse {
   closed: boolean;
 }
 
-export function rawRequest(url: string, bytes: string | Buffer, waitMs = RAW_RESPONSE_WAIT_MS): Promise<RawResponse> {
+export interface RawRequestOptions {
+  /** How long to wait for the server to answer and close. */
+  waitMs?: number;
+  /** Half-close the connection after the bytes (the client has nothing more to send: a cut body). */
+  end?: boolean;
+}
+
+export function rawRequest(url: string, bytes: string | Buffer, options: RawRequestOptions = {}): Promise<RawResponse> {
+  const { waitMs = RAW_RESPONSE_WAIT_MS, end = false } = options;
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(port), hostname);
@@ -45,6 +53,7 @@ export function rawRequest(url: string, bytes: string | Buffer, waitMs = RAW_RES
       clearTimeout(timer);
       reject(err);
     });
-    socket.write(bytes);
+    if (end) socket.end(bytes);
+    else socket.write(bytes);
   });
 }

@@ -26,7 +26,8 @@ export function referencePerplexity(checkpoint: TinyCheckpoint, windows: number[
   return { perplexity: Math.exp(nll / tokens), stopWordProbability: stop / tokens };
 }
 
-function logSoftmax(logits: Float32Array): Float64Array {
+/** log-softmax in float64, for comparisons with the engine's float32 distributions. */
+export function logSoftmax(logits: Float32Array): Float64Array {
   let max = -Infinity;
   for (const v of logits) max = Math.max(max, v);
   let sum = 0;

@@ -23,6 +23,10 @@ export interface TestServerOptions {
   /** Settings layered over config/server.json, e.g. { apiKey: 'k', limits: { maxWaiting: 0 } }. */
   config?: Record<string, unknown>;
   superWeights?: { layer: number; row: number; col: number }[];
+  /** Receives the server's log lines (silent by default). */
+  log?: (message: string) => void;
+  /** Runs on the model folder after it is written and before the server loads it. */
+  beforeStart?: (modelDir: string) => void;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -30,11 +34,12 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const dir = path.join(root, 'tiny');
   const checkpoint = buildTinyCheckpoint(dir, { arch: 'llama', numLayers: 3, numKvHeads: 2, seed: 21, plantedSuperWeights: [PLANTED], maxPositionEmbeddings: 512, ...options.spec });
   fs.writeFileSync(path.join(dir, 'super_weights.json'), JSON.stringify({ super_weights: options.superWeights ?? [PLANTED] }));
+  options.beforeStart?.(dir);
   const config: ServerConfig = loadServerConfig({
     env: {},
     flags: { model: dir, servedModelName: 'tiny', port: 0, host: '127.0.0.1', pingIntervalSeconds: 0.2, shutdownGraceSeconds: 2, ...options.config },
   });
-  const server = await startServer(config, () => {});
+  const server = await startServer(config, options.log ?? (() => {}));
   let engine: EngineClient;
   try {
     engine = await server.ready;

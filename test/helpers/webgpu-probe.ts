@@ -2,7 +2,6 @@
 // LD_LIBRARY_PATH and VK_ICD_FILENAMES, which the loader reads at process start): compares WebGPU with
 // CPU on one tiny checkpoint and prints the findings as one JSON line for the parent to judge.
 // Also the GPU half of bench/gpu/ (tiny-checkpoint check before the throughput runs).
-import { isDeviceKv, type StepFeeds } from '../../src/engine/session.js';
 import { scaledPlan, ORIGINAL_SWITCH, type SuperWeightCoordinate, type SwitchPlan } from '../../src/model/switch-plan.js';
 import { maxAbsDiff, openHarness, type LogitsRun } from './engine-harness.js';
 import { generationRequest } from './engine-harness.js';
@@ -27,8 +26,6 @@ export interface PrecisionFindings {
   device: string;
   computeDtype: string;
   fallbackReason?: string;
-  /** The present outputs stayed on the device after a step. */
-  kvOnDevice: boolean;
   /** Largest |logit difference| to CPU float32 over the prompt and decode steps, per switch plan. */
   maxDiff: Record<string, number>;
   /** Largest |logit| of the CPU run, to read maxDiff against. */
@@ -43,7 +40,7 @@ export async function probeWebgpu(modelDir: string, superWeight: SuperWeightCoor
   const cpuRuns = async (computeDtype: ComputeDtype): Promise<Record<string, LogitsRun>> => {
     const cpu = await openHarness(modelDir, true, computeDtype);
     const runs: Record<string, LogitsRun> = {};
-    for (const [k, p] of Object.entries(plans)) runs[k] = await cpu.run(prompt, continuation, p, [superWeight]);
+    for (const [k, p] of Object.entries(plans)) runs[k] = await cpu.run(prompt, continuation, { plan: p, known: [superWeight] });
     await cpu.release();
     return runs;
   };
@@ -55,12 +52,9 @@ export async function probeWebgpu(modelDir: string, superWeight: SuperWeightCoor
     const gpu = await openHarness(modelDir, true, computeDtype, { kind: 'webgpu' });
     try {
       const maxDiff: Record<string, number> = {};
-      for (const [k, p] of Object.entries(plans)) maxDiff[k] = worst(reference[k]!, await gpu.run(prompt, continuation, p, [superWeight]));
-      const probe = await gpu.session.run(stepFeeds(gpu.checkpoint.spec.numLayers, prompt.length, gpu.session.info.computeDtype));
-      const kvOnDevice = isDeviceKv(probe.present[0]!.key);
-      gpu.session.kvTransfer?.release(probe.present);
+      for (const [k, p] of Object.entries(plans)) maxDiff[k] = worst(reference[k]!, await gpu.run(prompt, continuation, { plan: p, known: [superWeight] }));
       const { device, fallbackReason } = gpu.session.info;
-      return { device, computeDtype: gpu.session.info.computeDtype, fallbackReason, kvOnDevice, maxDiff, logitScale };
+      return { device, computeDtype: gpu.session.info.computeDtype, fallbackReason, maxDiff, logitScale };
     } finally {
       await gpu.release();
     }
@@ -83,26 +77,6 @@ export async function probeWebgpu(modelDir: string, superWeight: SuperWeightCoor
     return ['r0', 'r1', 'r2'].map((id) => runner.get(id).tokens);
   };
   return { float32, float16, engineTokens: { cpu: await tokens('cpu'), webgpu: await tokens('webgpu') } };
-}
-
-/** A plain one-row prefill's feeds, to look at where its present outputs are kept. */
-function stepFeeds(numLayers: number, tokens: number, kv: ComputeDtype): StepFeeds {
-  const empty = (): Float32Array | Uint16Array => (kv === 'float32' ? new Float32Array(0) : new Uint16Array(0));
-  const bias = new Float32Array(tokens * tokens);
-  for (let t = 0; t < tokens; t++) for (let s = t + 1; s < tokens; s++) bias[t * tokens + s] = -1e9;
-  return {
-    batch: 1,
-    tokens,
-    pastSlots: 0,
-    inputIds: new BigInt64Array(tokens).fill(1n),
-    positionIds: BigInt64Array.from({ length: tokens }, (_, i) => BigInt(i)),
-    attentionBias: bias,
-    logitsIndex: BigInt64Array.of(BigInt(tokens - 1)),
-    tokenMask: new Float32Array(tokens).fill(1),
-    restorePosition: BigInt64Array.of(-1n),
-    past: Array.from({ length: numLayers }, () => ({ key: empty(), value: empty() })),
-    switches: Array.from({ length: numLayers }, () => ({ rows: new BigInt64Array(0), cols: new BigInt64Array(0), factors: new Float32Array(0), restoreFactors: new Float32Array(0) })),
-  };
 }
 
 // As a script: node webgpu-probe.js MODEL_DIR LAYER ROW COL

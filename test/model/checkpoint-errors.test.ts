@@ -60,7 +60,7 @@ describe('corrupt or incomplete checkpoints', () => {
   it('refuses a missing tokenizer.json when the engine loads', async () => {
     const dir = damaged((d) => fs.rmSync(path.join(d, 'tokenizer.json')));
     await assert.rejects(
-      EngineCore.load({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 1, maxPrefillTokens: 64 }, knownSuperWeights: [] }, () => {}),
+      EngineCore.load({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 1, maxNumBatchedTokens: 64 }, knownSuperWeights: [] }, () => {}),
       /tokenizer\.json/,
     );
   });
@@ -68,7 +68,7 @@ describe('corrupt or incomplete checkpoints', () => {
   it('refuses super weights that do not fit the model', async () => {
     const dir = damaged(() => {});
     await assert.rejects(
-      EngineCore.load({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 1, maxPrefillTokens: 64 }, knownSuperWeights: [{ layer: 0, row: 999, col: 0 }] }, () => {}),
+      EngineCore.load({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 1, maxNumBatchedTokens: 64 }, knownSuperWeights: [{ layer: 0, row: 999, col: 0 }] }, () => {}),
       /0:999:0: row 999 is outside/,
     );
   });

@@ -31,7 +31,7 @@ describe('quantized logits equal the reference on dequantized weights', () => {
         });
         try {
           const ids = prompt(ckpt.bosId);
-          const run = await harness.run(ids, [], undefined, [SW]);
+          const run = await harness.run(ids, [], { known: [SW] });
           const deq = dequantizedCheckpoint(ckpt, harness.served.quantized!.weights, [SW]);
           const ref = createReferenceModel(deq).forward(ids);
           const float = createReferenceModel(ckpt).forward(ids);

@@ -43,7 +43,7 @@ async function klToFloat(label: string, protectSuperWeights: boolean, known: Sup
     knownSuperWeights: known,
   });
   try {
-    const run = await harness.run(prompt, [], undefined, known);
+    const run = await harness.run(prompt, [], { known });
     const deq = dequantizedCheckpoint(ckpt, harness.served.quantized!.weights, known.length > 0 ? [coordinate] : []);
     const ref = createReferenceModel(deq).forward(prompt);
     const worst = Math.max(...run.prefill.map((l, t) => maxAbsDiff(l, ref.logits[t]!)));

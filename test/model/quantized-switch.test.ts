@@ -39,7 +39,7 @@ after(async () => {
 
 async function assertMatches(plan: Parameters<HarnessSession['run']>[2], reference: ReferenceOptions, weights: TinyCheckpoint = deq): Promise<void> {
   const prompt = ids(ckpt.bosId);
-  const run = await harness.run(prompt, [], plan, [SW]);
+  const run = await harness.run(prompt, [], { plan, known: [SW] });
   const ref = createReferenceModel(weights, reference).forward(prompt);
   const worst = Math.max(...run.prefill.map((l, t) => maxAbsDiff(l, ref.logits[t]!)));
   assert.ok(worst < LOGIT_TOLERANCE, `max logit difference ${worst}`);

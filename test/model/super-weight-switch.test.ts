@@ -40,7 +40,7 @@ describe('super-weight switch', () => {
       const onDisk = await openHarness(dir);
       try {
         const expected = await onDisk.run(prompt(ckpt.bosId), continuation);
-        const switched = await harness.run(prompt(ckpt.bosId), continuation, plan(scale));
+        const switched = await harness.run(prompt(ckpt.bosId), continuation, { plan: plan(scale) });
         const worst = Math.max(
           ...switched.prefill.map((l, t) => maxAbsDiff(l, expected.prefill[t]!)),
           ...switched.decode.map((l, t) => maxAbsDiff(l, expected.decode[t]!)),
@@ -59,7 +59,7 @@ describe('super-weight switch', () => {
     const reference = createReferenceModel(ckpt, { downProjScale: [{ ...SW, scale: 0 }], restoreSuperActivation: true });
     const ids = prompt(ckpt.bosId);
     const ref = reference.forward(ids);
-    const restored = await harness.run(ids, [], plan(0, true), [SW]);
+    const restored = await harness.run(ids, [], { plan: plan(0, true), known: [SW] });
     restored.prefill.forEach((l, t) => assert.ok(maxAbsDiff(l, ref.logits[t]!) < REFERENCE_TOLERANCE, `position ${t}`));
     // The reference's down_proj output differs from plain zeroing only at (position 0, row).
     const zeroed = createReferenceModel(ckpt, { downProjScale: [{ ...SW, scale: 0 }] }).forward(ids);
@@ -72,34 +72,47 @@ describe('super-weight switch', () => {
       }),
     );
     // The switch-value tap shows the original super activation, not the zeroed one.
-    const tapped = restored.prefillTaps!.switchValues[restored.coordinates.findIndex((c) => c.row === SW.row)]!;
+    const tapped = restored.prefillFrame!.superActivations.find((a) => a.row === SW.row)!.value;
     assert.ok(Math.abs(tapped - layerRef.output[0]![SW.row]!) < 1e-2, `tap ${tapped}`);
   });
 });
 
 describe('taps on a planted super weight', () => {
   it('report the layer, row, column and position 0 at prefill', async () => {
-    const run = await harness.run(prompt(ckpt.bosId), [], undefined, [SW]);
-    const taps = run.prefillTaps!;
-    const { numLayers, hiddenSize, intermediateSize } = harness.checkpoint.spec;
-    const peakLayer = [...taps.outMax].indexOf(Math.max(...taps.outMax));
+    const run = await harness.run(prompt(ckpt.bosId), [], { known: [SW] });
+    const frame = run.prefillFrame!;
+    const { numLayers } = harness.checkpoint.spec;
+    const outMax = frame.layers.map((l) => l.outputMax);
+    const peakLayer = outMax.indexOf(Math.max(...outMax));
     assert.equal(peakLayer, SW.layer);
-    const outArg = Number(taps.outArg[SW.layer]);
-    const inArg = Number(taps.inArg[SW.layer]);
-    assert.deepEqual([Math.floor(outArg / hiddenSize), outArg % hiddenSize], [0, SW.row]);
-    assert.deepEqual([Math.floor(inArg / intermediateSize), inArg % intermediateSize], [0, SW.col]);
-    assert.equal(taps.inMax.length, numLayers);
+    const layer = frame.layers[SW.layer]!;
+    assert.deepEqual([layer.outputPosition, layer.outputChannel], [0, SW.row]);
+    assert.deepEqual([layer.inputPosition, layer.inputChannel], [0, SW.col]);
+    assert.equal(frame.layers.length, numLayers);
     // The values equal the reference's down_proj maxima.
     const ref = createReferenceModel(ckpt).forward(prompt(ckpt.bosId));
     const refOut = ref.downProj[SW.layer]!.output[0]![SW.row]!;
-    assert.ok(Math.abs(taps.outMax[SW.layer]! - Math.abs(refOut)) < 1e-2);
-    assert.ok(Math.abs(taps.switchValues[0]! - refOut) < 1e-2);
-    assert.ok(Math.abs(refOut) > 10 * Math.max(...[...taps.outMax].filter((_, l) => l !== SW.layer)));
+    assert.ok(Math.abs(layer.outputMax - Math.abs(refOut)) < 1e-2);
+    const activation = frame.superActivations[0]!;
+    assert.ok(Math.abs(activation.value - refOut) < 1e-2);
+    assert.equal(activation.position, 0);
+    assert.ok(Math.abs(refOut) > 10 * Math.max(...outMax.filter((_, l) => l !== SW.layer)));
+  });
+
+  it('are the same when the prompt is prefilled in chunks', async () => {
+    const whole = (await harness.run(prompt(ckpt.bosId), [], { known: [SW] })).prefillFrame!;
+    const chunked = (await harness.run(prompt(ckpt.bosId), [], { known: [SW], chunk: 4 })).prefillFrame!;
+    assert.deepEqual(
+      chunked.layers.map((l) => [l.inputChannel, l.inputPosition, l.outputChannel, l.outputPosition]),
+      whole.layers.map((l) => [l.inputChannel, l.inputPosition, l.outputChannel, l.outputPosition]),
+    );
+    chunked.layers.forEach((l, i) => assert.ok(Math.abs(l.outputMax - whole.layers[i]!.outputMax) < 1e-4));
+    assert.deepEqual(chunked.positions, [0, prompt(ckpt.bosId).length]);
   });
 
   it('fall to ordinary values when the super weight is zeroed', async () => {
     // Zeroed: the spike is gone, so the tap's maximum must come from real tokens only.
-    const run = await harness.run(prompt(ckpt.bosId), [], plan(0), [SW]);
-    assert.ok(run.prefillTaps!.outMax[SW.layer]! < 50);
+    const run = await harness.run(prompt(ckpt.bosId), [], { plan: plan(0), known: [SW] });
+    assert.ok(run.prefillFrame!.layers[SW.layer]!.outputMax < 50);
   });
 });

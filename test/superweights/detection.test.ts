@@ -7,19 +7,23 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { EngineClient } from '../../src/engine/engine-client.js';
 import { detectionChart } from '../../src/superweights/charts/detection-chart.js';
-import { DEFAULT_DETECTION_OPTIONS, detectSuperWeights, type DetectionResult } from '../../src/superweights/detection.js';
+import { DEFAULT_DETECTION_OPTIONS, DEFAULT_DETECTION_PROMPT, detectSuperWeights, type DetectionResult } from '../../src/superweights/detection.js';
 import { detectionJson } from '../../src/superweights/detection-report.js';
 import { detectionText } from '../../src/cli/detect-command.js';
 import { coordinateId } from '../../src/model/switch-plan.js';
-import { buildTinyCheckpoint, type PlantedSuperWeight } from '../helpers/tiny-checkpoint.js';
+import { byteTokenIds } from '../helpers/byte-tokenizer.js';
+import { createReferenceModel } from '../helpers/reference-forward.js';
+import { buildTinyCheckpoint, loadTinyCheckpoint, type PlantedSuperWeight } from '../helpers/tiny-checkpoint.js';
 
+// float32 graph vs float64 reference.
+const MAXIMA_TOLERANCE = 1e-4;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'swserve-detect-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 async function detect(name: string, planted: PlantedSuperWeight[]): Promise<DetectionResult> {
   const dir = path.join(root, name);
   buildTinyCheckpoint(dir, { arch: 'llama', numLayers: 4, seed: 3, plantedSuperWeights: planted });
-  const engine = await EngineClient.start({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 16, maxPrefillTokens: 4096 }, knownSuperWeights: [] });
+  const engine = await EngineClient.start({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 16, maxNumBatchedTokens: 4096 }, knownSuperWeights: [] });
   try {
     return await detectSuperWeights(engine, DEFAULT_DETECTION_OPTIONS);
   } finally {
@@ -76,18 +80,28 @@ describe('detection on planted checkpoints', () => {
     assert.ok(r.unattributed[0]!.largestContribution < r.thresholds.output && r.unattributed[0]!.outputMax > r.thresholds.output);
   });
 
-  it('finds none in random weights', async () => {
+  it('finds none in random weights, whose per-layer maxima it reads as the reference forward pass computes them', async () => {
     const r = await detect('random', []);
     assert.deepEqual(ids(r), []);
     assert.equal(r.stop, 'no-spike');
-    assert.deepEqual(r.before, r.after);
     assert.deepEqual(r.unattributed, []);
+    // Nothing was zeroed, so the last pass saw the plain model: its maxima over the prompt's tokens
+    // are what the plain reference forward pass finds in the checkpoint on disk.
+    const checkpoint = loadTinyCheckpoint(path.join(root, 'random'));
+    const { downProj } = createReferenceModel(checkpoint).forward([checkpoint.bosId, ...byteTokenIds(DEFAULT_DETECTION_PROMPT)]);
+    const maxAbs = (rows: Float32Array[]): number => Math.max(...rows.map((row) => Math.max(...Array.from(row, Math.abs))));
+    assert.equal(r.after.length, downProj.length);
+    r.after.forEach((layer, l) => {
+      for (const [engine, reference, what] of [[layer.inputMax, maxAbs(downProj[l]!.input), 'input'], [layer.outputMax, maxAbs(downProj[l]!.output), 'output']] as const) {
+        assert.ok(Math.abs(engine - reference) <= MAXIMA_TOLERANCE * reference, `layer ${l} ${what} max ${engine} vs reference ${reference}`);
+      }
+    });
   });
 
   it('stops at the maximum count', async () => {
     const dir = path.join(root, 'capped');
     buildTinyCheckpoint(dir, { arch: 'llama', numLayers: 4, seed: 3, plantedSuperWeights: [{ layer: 1, row: 7, col: 33, strength: 30 }, { layer: 1, row: 20, col: 50, strength: 18 }] });
-    const engine = await EngineClient.start({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 16, maxPrefillTokens: 4096 }, knownSuperWeights: [] });
+    const engine = await EngineClient.start({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 16, maxNumBatchedTokens: 4096 }, knownSuperWeights: [] });
     try {
       const r = await detectSuperWeights(engine, { ...DEFAULT_DETECTION_OPTIONS, maxSuperWeights: 1, prompts: ['Summer is hot.', 'Winter is'] });
       assert.deepEqual(ids(r), ['1:7:33']);

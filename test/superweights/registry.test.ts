@@ -85,7 +85,7 @@ describe('super weights for a loaded model', () => {
     assert.equal(inForce.origin, 'registry');
     assert.deepEqual(inForce.superWeights, [{ layer: 1, row: 7, col: 33, source: 'registry someone/tiny-llama, matched by architecture and shapes: our own detection run' }]);
     const started = await startEngineWithSuperWeights({
-      engine: { modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch: 4, maxPrefillTokens: 1024 } },
+      engine: { modelDir: dir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: 4, maxNumBatchedTokens: 1024 } },
       superWeightsFile: registryFile,
       detectOnLoad: false,
     });

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { EndFrame, StepFrame } from '../../src/telemetry/stream-frames.js';
+import { MAX_FRAME_INPUT_TOKENS, type EndFrame, type StepFrame } from '../../src/telemetry/stream-frames.js';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
 import { scaleWeightOnDisk } from '../helpers/tiny-checkpoint.js';
 import { activationUrl, complete, connectActivations, refusedStatus, type Frame } from './activation-client.js';
@@ -73,6 +73,7 @@ describe('activation stream frames', () => {
       assert.deepEqual(s.switch, { plan: 'original', scale: 1, mode: 'original', restore_activation: false, weights: [] });
       assert.equal(typeof s.token.id, 'number');
       assert.equal(s.input_tokens.length, i === 0 ? usage.prompt_tokens : 1);
+      assert.equal(s.input_tokens_omitted, 0);
       // A decode step feeds the token the previous step sampled.
       if (i > 0) assert.equal(s.input_tokens[0]!.id, steps[i - 1]!.token.id);
       assert.deepEqual(s.layers.map((l) => l.layer), [0, 1, 2]);
@@ -89,6 +90,18 @@ describe('activation stream frames', () => {
     assert.equal(end.finish_reason, 'length');
     assert.equal(end.prompt_tokens, usage.prompt_tokens);
     assert.equal(end.completion_tokens, usage.completion_tokens);
+  });
+
+  it('name at most the first 64 prompt tokens of a long prompt and count the rest', async () => {
+    const prompt = 'The river runs to the sea. '.repeat(12);
+    const { steps, response } = await watched(server, { prompt, max_tokens: 2 });
+    const promptTokens = (response.usage as { prompt_tokens: number }).prompt_tokens;
+    assert.ok(promptTokens > MAX_FRAME_INPUT_TOKENS);
+    assert.equal(steps[0]!.input_tokens.length, MAX_FRAME_INPUT_TOKENS);
+    assert.equal(steps[0]!.input_tokens_omitted, promptTokens - MAX_FRAME_INPUT_TOKENS);
+    // The ones named are the prompt's first tokens (BOS, then its bytes), where the super activation sits.
+    assert.deepEqual(steps[0]!.input_tokens.map((t) => t.id), [server.checkpoint.bosId, ...Buffer.from(prompt).subarray(0, MAX_FRAME_INPUT_TOKENS - 1)]);
+    assert.deepEqual([steps[1]!.input_tokens.length, steps[1]!.input_tokens_omitted], [1, 0]);
   });
 
   it('name the response id when the client sent no X-Request-Id', async () => {

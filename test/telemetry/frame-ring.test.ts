@@ -13,6 +13,18 @@ it('keeps the newest frames in order and reports each drop', () => {
   assert.equal(ring.length, 0);
 });
 
+it('counts the UTF-8 bytes it holds', () => {
+  const ring = new FrameRing(2);
+  ring.push('abc');
+  ring.push('é');
+  assert.equal(ring.bytes, 5);
+  ring.push('xyzw'); // drops 'abc'
+  assert.equal(ring.bytes, 6);
+  ring.shift();
+  ring.shift();
+  assert.equal(ring.bytes, 0);
+});
+
 it('refuses a capacity that could not hold a frame', () => {
   for (const capacity of [0, -1, 1.5]) assert.throws(() => new FrameRing(capacity), /positive integer/);
 });

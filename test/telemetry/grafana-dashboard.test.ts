@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parser } from '@prometheus-io/lezer-promql';
 import { parse as parseYaml } from 'yaml';
+import { missingTool } from '../helpers/required-tool.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { complete } from './activation-client.js';
 import { fetchMetrics, storedSeriesNames } from './metrics-text.js';
@@ -146,7 +147,7 @@ describe('Prometheus and compose files', () => {
     assert.deepEqual(job.static_configs[0]!.targets, ['swserve:8000']);
     assert.equal(prometheus.global.scrape_interval, '5s');
     const run = spawnSync('promtool', ['check', 'config', path.join(CONFIG_DIR, 'prometheus.yml')], { encoding: 'utf8' });
-    if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return t.skip('promtool is not installed (Debian package prometheus)');
+    if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return t.skip(missingTool('promtool (Debian package prometheus)'));
     assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
   });
 

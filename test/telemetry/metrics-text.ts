@@ -92,7 +92,9 @@ function parseSample(line: string, fail: (why: string) => never): Sample {
 function parseValue(text: string): number | undefined {
   if (text === '+Inf') return Infinity;
   if (text === '-Inf') return -Infinity;
-  if (text === 'NaN') return NaN;
+  // prom-client writes NaN as "Nan" (an event-loop lag mean with no sample since the last scrape);
+  // Prometheus reads special values case-insensitively, so both spellings are valid.
+  if (text.toLowerCase() === 'nan') return NaN;
   return /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text) ? Number(text) : undefined;
 }
 
@@ -106,4 +108,19 @@ export async function fetchMetrics(baseUrl: string): Promise<{ text: string; con
 /** Every series name Prometheus stores from these families (a histogram x as x_bucket, x_sum, x_count). */
 export function storedSeriesNames(families: Map<string, Family>): Set<string> {
   return new Set([...families.values()].flatMap((f) => SUFFIXES[f.type].map((s) => f.name + s)));
+}
+
+/**
+ * The value of one series (name and exactly these labels) in an exposition text, or undefined. Reads
+ * only that series' lines, so a value elsewhere that the strict reader refuses does not hide it.
+ */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const found = Object.fromEntries([...(match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]));
+    const keys = Object.keys(found);
+    if (keys.length === Object.keys(labels).length && keys.every((k) => found[k] === labels[k])) return Number(match[3]);
+  }
+  return undefined;
 }

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { SWITCH_PLAN_LABELS } from '../../src/model/switch-plan.js';
 import { TTFT_BUCKETS } from '../../src/telemetry/metric-buckets.js';
+import { missingTool } from '../helpers/required-tool.js';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
 import { complete } from './activation-client.js';
 import { fetchMetrics, parsePrometheusText, type Family, type MetricType } from './metrics-text.js';
@@ -38,7 +39,7 @@ before(async () => {
   server = await startTestServer();
   fresh = (await fetchMetrics(server.url)).families;
   for (const { setting } of SWITCHES) {
-    const r = await complete(server.url, { model: server.modelId, prompt: 'Winter is', max_tokens: 4, n: 2, super_weights: setting });
+    const r = await complete(server.url, { model: server.modelId, prompt: 'Winter is', max_tokens: 4, n: 2, ignore_eos: true, super_weights: setting });
     const usage = r.usage as { prompt_tokens: number; completion_tokens: number };
     // Each of the n choices prefills its own copy of the prompt, and the counter counts prefilled tokens.
     promptTokens += 2 * usage.prompt_tokens;
@@ -146,7 +147,7 @@ describe('GET /metrics', () => {
 
   it('passes promtool check metrics', (t) => {
     const run = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-    if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return t.skip('promtool is not installed (Debian package prometheus)');
+    if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return t.skip(missingTool('promtool (Debian package prometheus)'));
     assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
   });
 });

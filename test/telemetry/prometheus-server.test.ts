@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { skipUnlessInstalled } from '../helpers/required-tool.js';
 import { PLANTED, startTestServer, type TestServer } from '../helpers/test-server.js';
 import { complete, connectActivations, type ActivationClient } from './activation-client.js';
 import type { StepFrame } from '../../src/telemetry/stream-frames.js';
@@ -47,7 +48,7 @@ interface Sample {
   value: [number, string];
 }
 
-const skip = fs.existsSync(PROMETHEUS) ? false : 'no Prometheus (Debian package prometheus)';
+const skip = skipUnlessInstalled(fs.existsSync(PROMETHEUS), 'Prometheus (Debian package prometheus)');
 let server: TestServer;
 let prometheus: ChildProcess | undefined;
 let prometheusUrl: string;

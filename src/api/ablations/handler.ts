@@ -1,12 +1,13 @@
 // POST /v1/ablations/compare: generate under each switch state (batched together), then score the
 // first state's tokens under every state to get per-token log-probabilities, KL divergence per step
-// and the probability mass on stop-words: an A/B in one call.
+// and the probability mass on stop-words: an A/B in one call. The engine does the scoring where the
+// distributions are (src/engine/comparison.ts); only those numbers come back.
 import type { Request, RequestHandler, Response } from 'express';
-import { klDivergence, probabilityMass } from '../../superweights/distribution-compare.js';
+import type { ComparisonScores } from '../../engine/protocol.js';
 import { disconnectSignal, responseId, type ApiContext } from '../api-context.js';
 import { ChoiceState } from '../choice-state.js';
 import { ApiError } from '../../http/errors.js';
-import { openJob, type GenerationJob } from '../generation-job.js';
+import { openJob, type OpenedJob } from '../generation-job.js';
 import { toGenerationSettings } from '../sampling-fields.js';
 import { describeSwitch, resolveSwitch, type ResolvedSwitch } from '../super-weights-field.js';
 import { ablationCompareSchema, DEFAULT_COMPARE_MAX_TOKENS } from './schema.js';
@@ -32,41 +33,44 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
     const signal = disconnectSignal(req).signal;
     const release = ctx.admission.acquire(states.length, 'states');
     try {
-      const generated = await Promise.all(
+      // One engine comparison: every state generates, then scores the baseline's tokens in the worker.
+      // All states are submitted before any is read: a refused one answers for the request (the engine
+      // then ends the others, which would otherwise report that as their own failure).
+      const openings = await Promise.allSettled(
         states.map((state, i) =>
-          runOne(ctx, { id: `${id}-gen${i}`, prompts: [prompt], n: 1, settings, promptLogprobs: null, switchPlan: state.plan, promptParam: 'prompt' }, signal),
-        ),
-      );
-      const promptIds = generated[0]!.state.promptTokens.map((t) => t.tokenId);
-      const baseline = generated[0]!.state.tokens.map((t) => t.tokenId);
-      const scored = await Promise.all(
-        states.map((state, i) =>
-          runOne(
-            ctx,
+          openJob(
+            ctx.engine,
             {
-              id: `${id}-score${i}`,
-              prompts: [{ tokenIds: [...promptIds, ...baseline] }],
+              id: `${id}-state${i}`,
+              prompts: [prompt],
               n: 1,
-              settings: { ...settings, maxTokens: 0 },
+              settings,
               promptLogprobs: null,
               switchPlan: state.plan,
               promptParam: 'prompt',
+              comparison: { group: id, index: i, size: states.length, stopWordIds: info.stopWords.ids },
+              switchParam: state.param,
             },
             signal,
-            promptIds.length - 1,
           ),
         ),
       );
-      const base = scored[0]!.distributions.slice(0, baseline.length);
+      const refused = openings.find((o) => o.status === 'rejected');
+      if (refused) {
+        // The engine ends the accepted states of a refused comparison; read them to that end.
+        for (const o of openings) if (o.status === 'fulfilled') for await (const _ of o.value.events);
+        throw refused.reason;
+      }
+      const results = await Promise.all(openings.map((o) => collect((o as PromiseFulfilledResult<OpenedJob>).value)));
       res.json({
         id,
         object: 'ablation.comparison',
         created: Math.floor(Date.now() / 1000),
         model: ctx.modelId,
-        prompt_tokens: promptIds.length,
+        prompt_tokens: results[0]!.promptTokens,
         baseline: 0,
         stop_words: info.stopWords.words,
-        states: states.map((state, i) => describeState(state, generated[i]!, scored[i]!.distributions.slice(0, baseline.length), base, baseline, info.stopWords.ids)),
+        states: states.map((state, i) => describeState(state, results[i]!)),
       });
     } finally {
       release();
@@ -77,31 +81,33 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
 interface RunResult {
   state: ChoiceState;
   weightValues: Record<string, number>;
-  distributions: Float32Array[];
+  promptTokens: number;
+  scores: ComparisonScores;
 }
 
-async function runOne(ctx: ApiContext, job: GenerationJob, signal: AbortSignal, distributionsFrom?: number): Promise<RunResult> {
-  const opened = await openJob(ctx.engine, job, signal, distributionsFrom);
+async function collect(opened: OpenedJob): Promise<RunResult> {
   const state = new ChoiceState();
-  let distributions: Float32Array[] = [];
+  let scores: ComparisonScores | undefined;
   for await (const { event } of opened.events) {
     if (event.type === 'error') throw new ApiError('engine_failure', event.message);
-    if (event.type === 'prompt' && event.distributions) distributions = event.distributions;
+    if (event.type === 'finish') scores = event.comparison;
     state.apply(event);
   }
-  return { state, weightValues: opened.weightValues, distributions };
+  if (!scores) throw new ApiError('engine_failure', 'the comparison ended without scores');
+  return { state, weightValues: opened.weightValues, promptTokens: opened.promptTokens[0]!, scores };
 }
 
-function describeState(state: ResolvedSwitch, generated: RunResult, dists: Float32Array[], base: Float32Array[], baseline: number[], stopIds: number[]): object {
-  const stopMass = dists.map((d) => probabilityMass(d, stopIds));
+function describeState(state: ResolvedSwitch, result: RunResult): object {
+  const { scores } = result;
+  const stopMass = scores.stopWordMass;
   return {
-    super_weights: describeSwitch(state, generated.weightValues),
-    text: generated.state.text,
-    tokens: generated.state.tokens.map((t) => t.token),
-    token_ids: generated.state.tokens.map((t) => t.tokenId),
-    finish_reason: generated.state.finishReason,
-    baseline_token_logprobs: dists.map((d, k) => d[baseline[k]!]!),
-    kl_divergence: dists.map((d, k) => klDivergence(base[k]!, d)),
+    super_weights: describeSwitch(state, result.weightValues),
+    text: result.state.text,
+    tokens: result.state.tokens.map((t) => t.token),
+    token_ids: result.state.tokens.map((t) => t.tokenId),
+    finish_reason: result.state.finishReason,
+    baseline_token_logprobs: scores.baselineTokenLogprobs,
+    kl_divergence: scores.klDivergence,
     stop_word_mass: stopMass,
     mean_stop_word_mass: stopMass.length === 0 ? 0 : stopMass.reduce((a, b) => a + b, 0) / stopMass.length,
   };

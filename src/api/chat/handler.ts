@@ -18,12 +18,12 @@ export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
     const body = parseRequestBody(ctx, chatRequestSchema, req.body);
     refuseUnsupported(body, CHAT_UNSUPPORTED);
     const info = ctx.engine.info;
-    // max_completion_tokens supersedes max_tokens; without either, the rest of the context.
+    // max_completion_tokens supersedes max_tokens; without either, the rest of the context up to limits.maxTokens.
     const maxTokensParam = body.max_completion_tokens ? 'max_completion_tokens' : 'max_tokens';
     const requested = body.max_completion_tokens ?? body.max_tokens ?? undefined;
     if (body.top_logprobs != null && !body.logprobs) throw new ApiError('invalid_request', 'top_logprobs requires logprobs: true', 'top_logprobs');
     const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : 0;
-    // Without a limit, generation may run to the end of the context (vLLM's default).
+    // Without a limit, generation runs to the end of the context or the server's limit (vLLM's default).
     const settings = toGenerationSettings(body, requested ?? null, topLogprobs, ctx, maxTokensParam);
     const resolved = resolveSwitch(body.super_weights, req.get('x-super-weights'), info);
     const text = renderChat(
@@ -42,6 +42,7 @@ export function chatCompletionsHandler(ctx: ApiContext): RequestHandler {
       promptLogprobs: null,
       switchPlan: resolved.plan,
       promptParam: 'messages',
+      switchParam: resolved.param,
     };
     await serveJob(ctx, req, res, job, chatFormat(body.logprobs ?? false), {
       stream: body.stream ?? false,

@@ -17,13 +17,21 @@ export function completionLogprobs(records: TokenRecord[], startOffset: number):
   for (const r of records) {
     out.tokens.push(r.token);
     out.token_logprobs.push(r.logprob);
-    out.top_logprobs.push(
-      r.top === null || r.logprob === null ? null : Object.fromEntries([...r.top.map((a) => [a.token, a.logprob] as const), [r.token, r.logprob]]),
-    );
+    out.top_logprobs.push(r.top === null || r.logprob === null ? null : topByText([...r.top.map((a) => [a.token, a.logprob] as const), [r.token, r.logprob]]));
     out.text_offset.push(offset);
     offset += r.token.length;
   }
   return out;
+}
+
+/**
+ * The alternatives keyed by text, most likely first. Distinct tokens can share a text (byte tokens
+ * that are not UTF-8 on their own all read "\uFFFD"); the more likely one keeps the key, never a later one.
+ */
+function topByText(alternatives: (readonly [string, number])[]): Record<string, number> {
+  const top: Record<string, number> = {};
+  for (const [text, logprob] of alternatives) if (!Object.hasOwn(top, text)) top[text] = logprob;
+  return top;
 }
 
 export function completionFormat(echo: boolean, logprobs: number | null): ResponseFormat {

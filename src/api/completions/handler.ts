@@ -28,6 +28,7 @@ export function completionsHandler(ctx: ApiContext): RequestHandler {
       promptLogprobs: echo && logprobs !== null ? logprobs : null,
       switchPlan: resolved.plan,
       promptParam: 'prompt',
+      switchParam: resolved.param,
     };
     await serveJob(ctx, req, res, job, completionFormat(echo, logprobs), {
       stream: body.stream ?? false,

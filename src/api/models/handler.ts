@@ -25,9 +25,11 @@ function weightsMeta(info: EngineInfo): Record<string, unknown> {
       : null,
   };
 }
+import { checkChatTemplate } from '../chat/template.js';
 
 function servedModel(ctx: ApiContext, created: number): object {
   const info = ctx.engine.info;
+  const template = checkChatTemplate(info.chatTemplate);
   return {
     id: ctx.modelId,
     object: 'model',
@@ -45,6 +47,8 @@ function servedModel(ctx: ApiContext, created: number): object {
       device_id: info.session.deviceId ?? null,
       compute_dtype: info.session.computeDtype,
       device_fallback_reason: info.session.fallbackReason ?? null,
+      chat_template: template.status,
+      chat_template_error: template.status === 'invalid' ? template.error : null,
       super_weights: info.knownSuperWeights.map((c) => ({ id: `${c.layer}:${c.row}:${c.col}`, layer: c.layer, row: c.row, col: c.col, value: c.originalValue })),
       weights: weightsMeta(info),
     },

@@ -19,7 +19,7 @@ export function responsesHandler(ctx: ApiContext): RequestHandler {
     refuseUnsupported(body, RESPONSES_UNSUPPORTED);
     const info = ctx.engine.info;
     const { model, temperature, top_p, seed, top_k, min_p, repetition_penalty, user, super_weights } = body;
-    // Without max_output_tokens, generation may run to the end of the context (as chat).
+    // Without max_output_tokens, generation runs to the end of the context, at most limits.maxTokens (as chat).
     const settings = toGenerationSettings({ model, temperature, top_p, seed, top_k, min_p, repetition_penalty, user, super_weights }, body.max_output_tokens ?? null, 0, ctx, 'max_output_tokens');
     const resolved = resolveSwitch(super_weights, req.get('x-super-weights'), info);
     const text = renderChat({ template: info.chatTemplate, bosToken: info.bosToken, eosToken: info.eosToken, modelId: ctx.modelId, param: 'input' }, toMessages(body), true, {});
@@ -31,6 +31,7 @@ export function responsesHandler(ctx: ApiContext): RequestHandler {
       promptLogprobs: null,
       switchPlan: resolved.plan,
       promptParam: 'input',
+      switchParam: resolved.param,
     };
     const echo = {
       instructions: body.instructions ?? null,

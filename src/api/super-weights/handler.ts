@@ -7,6 +7,8 @@ import { detectionChart } from '../../superweights/charts/detection-chart.js';
 import { ATTRIBUTION_GROUPS } from '../../superweights/column-attribution.js';
 import { DEFAULT_DETECTION_OPTIONS, detectSuperWeights, type DetectionOptions } from '../../superweights/detection.js';
 import { detectionJson } from '../../superweights/detection-report.js';
+import { SequenceFailed } from '../../superweights/engine-run.js';
+import { ApiError } from '../../http/errors.js';
 import { coordinateId } from '../../model/switch-plan.js';
 import { disconnectSignal, type ApiContext } from '../api-context.js';
 import { superWeightsDetectSchema } from './schema.js';
@@ -44,7 +46,11 @@ export function superWeightsDetectHandler(ctx: ApiContext): RequestHandler {
     // Every sequence in flight listens for the client going away.
     setMaxListeners(concurrent + 1, signal);
     try {
-      const result = await detectSuperWeights(ctx.engine, options, signal);
+      const result = await detectSuperWeights(ctx.engine, options, signal).catch((err: unknown) => {
+        // What the engine refuses about a prompt (too long, ...) is the client's 400, as on /v1/completions.
+        if (err instanceof SequenceFailed) throw new ApiError(err.kind, err.message, err.kind === 'engine_failure' ? null : 'prompt');
+        throw err;
+      });
       res.json({
         object: 'super_weights.detection',
         model: ctx.modelId,

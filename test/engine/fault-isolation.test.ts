@@ -1,0 +1,74 @@
+// A fault outside session.run fails only the sequences it concerns: a request the engine cannot read
+// is refused at submit, a sequence whose step output cannot be booked ends with an error, and the
+// engine (in-process and in its worker) keeps serving everyone else exactly.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { EngineClient } from '../../src/engine/engine-client.js';
+import type { GenerationRequest, SequenceEvent } from '../../src/engine/protocol.js';
+import { generationRequest } from '../helpers/engine-harness.js';
+import { startEngine, type EngineRunner } from '../helpers/engine-runner.js';
+import { buildTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'swserve-faults-'));
+let dir: string;
+let runner: EngineRunner;
+
+before(async () => {
+  dir = buildTinyCheckpoint(path.join(root, 'm'), { arch: 'llama', numLayers: 2, seed: 4 }).dir;
+  runner = await startEngine({ modelDir: dir });
+});
+after(async () => {
+  await runner.engine.close();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+const good = (id: string): GenerationRequest => generationRequest({ id, prompt: { text: 'Summer is hot. Winter is' }, maxTokens: 8 });
+// What a caller that bypasses the API could send across the worker boundary.
+const unreadable = (id: string): GenerationRequest => ({ ...good(id), sampling: { ...good(id).sampling, logitBias: {} as unknown as Map<number, number> } });
+const unbookable = (id: string): GenerationRequest => ({ ...good(id), stopTokenIds: null as unknown as number[] });
+
+describe('fault isolation', () => {
+  it('refuses a request it cannot read and serves the others', async () => {
+    runner.engine.submit(good('before'));
+    runner.engine.submit(unreadable('unreadable'));
+    runner.engine.submit(good('after'));
+    await runner.drain();
+    const refused = runner.get('unreadable').events;
+    assert.deepEqual(refused.map((e) => e.type), ['error']);
+    assert.equal(refused[0]!.type === 'error' && refused[0]!.kind, 'engine_failure');
+    assert.equal(runner.get('before').tokens.length, 8);
+    assert.deepEqual(runner.get('after').tokens, runner.get('before').tokens);
+  });
+
+  it('fails only the sequence whose step output cannot be booked', async () => {
+    runner.engine.submit(good('neighbour'));
+    runner.engine.submit(unbookable('broken'));
+    await runner.drain();
+    const broken = runner.get('broken').events;
+    assert.equal(broken[broken.length - 1]!.type, 'error');
+    assert.ok(!broken.some((e) => e.type === 'token'), 'the failed step’s events for it are dropped');
+    assert.deepEqual(runner.get('neighbour').tokens, runner.get('before').tokens);
+    assert.equal(runner.engine.hasWork, false, 'nothing is left behind in the scheduler');
+  });
+
+  it('keeps the worker alive through both', async () => {
+    const client = await EngineClient.start({ modelDir: dir, device: { kind: 'cpu' }, instrument: true, knownSuperWeights: [] });
+    try {
+      const collect = async (request: GenerationRequest): Promise<SequenceEvent[]> => {
+        const events: SequenceEvent[] = [];
+        for await (const e of client.generate(request)) events.push(e);
+        return events;
+      };
+      const [bad, broken, fine] = await Promise.all([collect(unreadable('w-bad')), collect(unbookable('w-broken')), collect(good('w-good'))]);
+      assert.equal(bad[bad.length - 1]!.type, 'error');
+      assert.equal(broken[broken.length - 1]!.type, 'error');
+      assert.deepEqual(fine.filter((e) => e.type === 'token').map((e) => (e.type === 'token' ? e.tokenId : -1)), runner.get('before').tokens);
+      assert.equal(client.alive, true);
+    } finally {
+      await client.close();
+    }
+  });
+});
