@@ -50,7 +50,7 @@ async function main(job: WeightsRunJob): Promise<WeightsRunResult> {
   const steps: StepStats[] = [];
   const loadStarted = performance.now();
   const engine = await EngineCore.load(
-    { modelDir: job.modelDir, device: { kind: 'cpu' }, instrument: true, limits: { maxBatch, maxPrefillTokens: maxBatch * job.prompt }, knownSuperWeights: known, weights: job.weights, intraOpThreads: job.threads },
+    { modelDir: job.modelDir, device: { kind: 'cpu' }, instrument: true, limits: { maxNumSeqs: maxBatch, maxNumBatchedTokens: maxBatch * job.prompt }, knownSuperWeights: known, weights: job.weights, intraOpThreads: job.threads },
     ({ step }) => step && steps.push(step),
   );
   const loadSeconds = (performance.now() - loadStarted) / 1000;

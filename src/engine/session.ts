@@ -9,6 +9,7 @@ import { DECODER_OPSET } from '../model/decoder-graph.js';
 import { GraphBuilder } from '../model/onnx-graph.js';
 import type { ComputeDtype, QuantizedGraphWeights } from '../model/graph-context.js';
 import type { DeviceRequest } from './device.js';
+import { withDummyRowsForEmptyGroups } from './empty-group-rows.js';
 import { decodePastKey, decodePastValue, INPUT, OUTPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from '../model/graph-io.js';
 
 /** KV elements as the graph holds them: float32, or float16 bits on CUDA. */
@@ -184,54 +185,55 @@ async function open(checkpoint: Checkpoint, options: ModelSessionOptions, device
   const int64 = (data: BigInt64Array, dims: number[]): ort.Tensor => new ort.Tensor('int64', data, dims);
   const plainOutputs = [...(graph.logits ? [OUTPUT.logits, OUTPUT.logitsLogSumExp] : []), ...Array.from({ length: numLayers }, (_, l) => [presentKey(l), presentValue(l)]).flat()];
   const tapOutputs = [OUTPUT.tapInMax, OUTPUT.tapInChannel, OUTPUT.tapOutMax, OUTPUT.tapOutChannel, OUTPUT.tapSwitchValues];
+  const run = async (f: StepFeeds, withTaps: boolean): Promise<StepFetches> => {
+    const kv = (data: KvData, rows: number): ort.Tensor => new ort.Tensor(kvType, data, [rows, numKvHeads, f.slots, headDim]);
+    const feeds: Record<string, ort.Tensor> = {
+      [INPUT.inputIds]: int64(f.inputIds, [f.tokens]),
+      [INPUT.positionIds]: int64(f.positionIds, [f.tokens]),
+      [INPUT.decodePastLengths]: int64(f.decodePastLengths, [f.decodeRows]),
+      [INPUT.prefillPastLengths]: int64(f.prefillPastLengths, [f.prefillRows]),
+      [INPUT.prefillTokenIndex]: int64(f.prefillTokenIndex, [f.prefillRows, f.chunk]),
+      [INPUT.prefillTokenMask]: new ort.Tensor('bool', f.prefillTokenMask, [f.prefillRows, f.chunk]),
+      [INPUT.prefillRealIndex]: int64(f.prefillRealIndex, [f.prefillRealIndex.length]),
+      [INPUT.logitsIndex]: int64(f.logitsIndex, [f.logitsIndex.length]),
+    };
+    for (let l = 0; l < numLayers; l++) {
+      feeds[decodePastKey(l)] = kv(f.past.decode[l]!.key, f.decodeRows);
+      feeds[decodePastValue(l)] = kv(f.past.decode[l]!.value, f.decodeRows);
+      feeds[prefillPastKey(l)] = kv(f.past.prefill[l]!.key, f.prefillRows);
+      feeds[prefillPastValue(l)] = kv(f.past.prefill[l]!.value, f.prefillRows);
+    }
+    const taps = info.instrumented && withTaps;
+    if (info.instrumented) {
+      const s = f.switches;
+      feeds[INPUT.switchFactors] = new ort.Tensor('float32', s.factors, [f.tokens, s.rows.length]);
+      feeds[INPUT.switchRows] = int64(s.rows, [s.rows.length]);
+      feeds[INPUT.switchCols] = int64(s.cols, [s.cols.length]);
+      feeds[INPUT.switchWidths] = int64(s.widths.subarray(0, numLayers), [numLayers]);
+    }
+    const out = await session.run(feeds, taps ? [...plainOutputs, ...tapOutputs] : plainOutputs);
+    const present: LayerKv[] = [];
+    for (let l = 0; l < numLayers; l++) {
+      present.push({ key: out[presentKey(l)]!.data as KvData, value: out[presentValue(l)]!.data as KvData });
+    }
+    return {
+      logits: graph.logits ? (out[OUTPUT.logits]!.data as Float32Array) : new Float32Array(0),
+      logitsLogSumExp: graph.logits ? (out[OUTPUT.logitsLogSumExp]!.data as Float32Array) : new Float32Array(0),
+      present,
+      taps: taps
+        ? {
+            inMax: out[OUTPUT.tapInMax]!.data as Float32Array,
+            inChannel: out[OUTPUT.tapInChannel]!.data as BigInt64Array,
+            outMax: out[OUTPUT.tapOutMax]!.data as Float32Array,
+            outChannel: out[OUTPUT.tapOutChannel]!.data as BigInt64Array,
+            switchValues: out[OUTPUT.tapSwitchValues]!.data as Float32Array,
+          }
+        : undefined,
+    };
+  };
   return {
     info,
-    async run(f: StepFeeds, withTaps: boolean): Promise<StepFetches> {
-      const kv = (data: KvData, rows: number): ort.Tensor => new ort.Tensor(kvType, data, [rows, numKvHeads, f.slots, headDim]);
-      const feeds: Record<string, ort.Tensor> = {
-        [INPUT.inputIds]: int64(f.inputIds, [f.tokens]),
-        [INPUT.positionIds]: int64(f.positionIds, [f.tokens]),
-        [INPUT.decodePastLengths]: int64(f.decodePastLengths, [f.decodeRows]),
-        [INPUT.prefillPastLengths]: int64(f.prefillPastLengths, [f.prefillRows]),
-        [INPUT.prefillTokenIndex]: int64(f.prefillTokenIndex, [f.prefillRows, f.chunk]),
-        [INPUT.prefillTokenMask]: new ort.Tensor('bool', f.prefillTokenMask, [f.prefillRows, f.chunk]),
-        [INPUT.prefillRealIndex]: int64(f.prefillRealIndex, [f.prefillRealIndex.length]),
-        [INPUT.logitsIndex]: int64(f.logitsIndex, [f.logitsIndex.length]),
-      };
-      for (let l = 0; l < numLayers; l++) {
-        feeds[decodePastKey(l)] = kv(f.past.decode[l]!.key, f.decodeRows);
-        feeds[decodePastValue(l)] = kv(f.past.decode[l]!.value, f.decodeRows);
-        feeds[prefillPastKey(l)] = kv(f.past.prefill[l]!.key, f.prefillRows);
-        feeds[prefillPastValue(l)] = kv(f.past.prefill[l]!.value, f.prefillRows);
-      }
-      const taps = info.instrumented && withTaps;
-      if (info.instrumented) {
-        const s = f.switches;
-        feeds[INPUT.switchFactors] = new ort.Tensor('float32', s.factors, [f.tokens, s.rows.length]);
-        feeds[INPUT.switchRows] = int64(s.rows, [s.rows.length]);
-        feeds[INPUT.switchCols] = int64(s.cols, [s.cols.length]);
-        feeds[INPUT.switchWidths] = int64(s.widths.subarray(0, numLayers), [numLayers]);
-      }
-      const out = await session.run(feeds, taps ? [...plainOutputs, ...tapOutputs] : plainOutputs);
-      const present: LayerKv[] = [];
-      for (let l = 0; l < numLayers; l++) {
-        present.push({ key: out[presentKey(l)]!.data as KvData, value: out[presentValue(l)]!.data as KvData });
-      }
-      return {
-        logits: graph.logits ? (out[OUTPUT.logits]!.data as Float32Array) : new Float32Array(0),
-        logitsLogSumExp: graph.logits ? (out[OUTPUT.logitsLogSumExp]!.data as Float32Array) : new Float32Array(0),
-        present,
-        taps: taps
-          ? {
-              inMax: out[OUTPUT.tapInMax]!.data as Float32Array,
-              inChannel: out[OUTPUT.tapInChannel]!.data as BigInt64Array,
-              outMax: out[OUTPUT.tapOutMax]!.data as Float32Array,
-              outChannel: out[OUTPUT.tapOutChannel]!.data as BigInt64Array,
-              switchValues: out[OUTPUT.tapSwitchValues]!.data as Float32Array,
-            }
-          : undefined,
-      };
-    },
+    run: device === 'webgpu' ? withDummyRowsForEmptyGroups(run, { numLayers, kvHeads: numKvHeads, headDim, elements: kvType }) : run,
     release: () => session.release(),
   };
 }

@@ -5,7 +5,7 @@
 import type { LayerLayout } from './architectures/layout.js';
 import type { Checkpoint } from './checkpoint.js';
 import { attentionGroups, attentionScale, groupAttention, type AttentionGroups } from './attention.js';
-import { norm, toCompute, weight, type ComputeDtype, type GraphContext, type QuantizedGraphWeights } from './graph-context.js';
+import { norm, toCompute, type ComputeDtype, type GraphContext, type QuantizedGraphWeights } from './graph-context.js';
 // Every linear layer goes through linearLayer: MatMulNBits for quantized weights, else the float `linear`.
 import { embeddingRows, linearLayer as linear } from './quantized-linear.js';
 import { decodePastKey, decodePastValue, INPUT, OUTPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from './graph-io.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../src/model/checkpoint.js';
 import { createModelSession } from '../../src/engine/session.js';
-import { BatchKvCache } from '../../src/engine/kv-cache.js';
+import { HostKvCache } from '../../src/engine/kv-cache.js';
 import { packStep } from '../../src/engine/step-batch.js';
 import { prepareServedWeights } from '../../src/engine/served-weights.js';
 import { readTensorElement } from '../../src/model/safetensors.js';
@@ -52,9 +52,12 @@ async function firstTokenLogits(holdOut?: boolean): Promise<{ logits: Float32Arr
       return readTensorElement(checkpoint.dir, entry, c.row * entry.shape[1]! + c.col);
     };
     const ctx = { numLayers: spec.numLayers, knownSuperWeights: known, switchValues: { original, inGraph: (c: SuperWeightCoordinate) => served.inGraph(c, original(c)) } };
-    const kv = BatchKvCache.empty({ numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: 'float32' }, ['row']);
-    const packed = packStep([{ tokens: ids, startPosition: 0, plan: ORIGINAL_SWITCH, allLogits: true }], kv, ctx);
-    const out = await session.run(packed.feeds);
+    const kv = new HostKvCache({ numLayers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim, elements: 'float32' });
+    kv.open('row');
+    const { views } = kv.arrange([[], ['row']], ids.length);
+    const row = { kvId: 'row', tokens: ids, startPosition: 0, plan: ORIGINAL_SWITCH, logits: 'all' as const };
+    const packed = packStep([], [row], { decode: views[0]!, prefill: views[1]! }, kv.slots, ctx);
+    const out = await session.run(packed.feeds, false);
     return { logits: out.logits.slice(0, spec.vocabSize), heldOut: [...(quantized?.heldOut?.values() ?? [])].length };
   } finally {
     await session.release();

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ORIGINAL_SWITCH, scaledPlan, switchPlan } from '../../src/model/switch-plan.js';
+import { ORIGINAL_SWITCH, scaledPlan, switchPlan, type SwitchPlan } from '../../src/model/switch-plan.js';
 import { maxAbsDiff, openHarness, type HarnessSession } from '../helpers/engine-harness.js';
 import { dequantizedCheckpoint } from '../helpers/dequantized-weights.js';
 import { createReferenceModel, type ReferenceOptions } from '../helpers/reference-forward.js';
@@ -37,7 +37,7 @@ after(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-async function assertMatches(plan: Parameters<HarnessSession['run']>[2], reference: ReferenceOptions, weights: TinyCheckpoint = deq): Promise<void> {
+async function assertMatches(plan: SwitchPlan, reference: ReferenceOptions, weights: TinyCheckpoint = deq): Promise<void> {
   const prompt = ids(ckpt.bosId);
   const run = await harness.run(prompt, [], { plan, known: [SW] });
   const ref = createReferenceModel(weights, reference).forward(prompt);
