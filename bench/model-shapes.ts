@@ -1,13 +1,15 @@
 // Random Llama checkpoints the benchmarks measure, by name, written once into a cache folder
-// (default /work/scratch/models, or $SWSERVE_BENCH_MODELS) and reused while their spec is unchanged.
+// ($SWSERVE_BENCH_MODELS, else ~/.cache/swserve/bench/models) and reused while their spec is unchanged.
 // They are streamed to disk tensor by tensor (writeTinyCheckpoint), so building the 1B shape needs
 // memory for a few of its largest tensors (67 MB each): 227 MB peak RSS measured, not the 3.9 GB model.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { writeTinyCheckpoint, type TinyModelSpec } from '../test/helpers/tiny-checkpoint.js';
 
-export const DEFAULT_MODEL_CACHE = '/work/scratch/models';
+// The 1B shape is 3.9 GB: a user cache, not the repository or a temp folder that is cleared.
+export const DEFAULT_MODEL_CACHE = path.join(os.homedir(), '.cache', 'swserve', 'bench', 'models');
 
 export const MODEL_SHAPES: Record<string, TinyModelSpec> = {
   // ~24M parameters with the 259-id byte vocabulary (8 x 512, GQA 8/4).

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Installs the benchmark peers into DIR (default $SWSERVE_PEERS_DIR or /work/scratch/peers), never into
+# Installs the benchmark peers into DIR (default $SWSERVE_PEERS_DIR or ~/.cache/swserve/bench/peers), never into
 # swserve itself, one folder each so their optional dependencies do not mix:
 #   DIR/llama-cpp:    node-llama-cpp 3.21.1 and its prebuilt CPU binary for this platform (an npm package,
 #                     so an npm registry, or a mirror of one, is all an offline machine needs);
 #   DIR/transformers: @huggingface/transformers on onnxruntime-node.
 # Usage: bench/peers/install-peers.sh [DIR]
 set -euo pipefail
-dir="${1:-${SWSERVE_PEERS_DIR:-/work/scratch/peers}}"
+dir="${1:-${SWSERVE_PEERS_DIR:-$HOME/.cache/swserve/bench/peers}}"
 platform="$(node -p 'process.platform + "-" + process.arch')"
 # onnxruntime-node's install script would fetch CUDA libraries; its CPU build ships in the package.
 export ONNXRUNTIME_NODE_INSTALL=skip

@@ -2,6 +2,7 @@
 // numbers a generation run reports. Prompts are token ids, so every engine sees the same tokens;
 // decoding is greedy and runs to maxTokens (end-of-sequence tokens do not stop it, as swserve's
 // ignore_eos), so every engine produces the same number of tokens.
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -56,8 +57,8 @@ export async function timeGeneration(engine: PeerEngine, prompts: number[][], ma
   };
 }
 
-/** Peers live outside swserve: --peers-dir, else SWSERVE_PEERS_DIR, else the team's scratch folder. */
-export const DEFAULT_PEERS_DIR = '/work/scratch/peers';
+/** Peers live outside swserve: --peers-dir, else SWSERVE_PEERS_DIR, else a user cache folder. */
+export const DEFAULT_PEERS_DIR = path.join(os.homedir(), '.cache', 'swserve', 'bench', 'peers');
 
 export function peersDir(flag?: string): string {
   return path.resolve(flag ?? process.env.SWSERVE_PEERS_DIR ?? DEFAULT_PEERS_DIR);
