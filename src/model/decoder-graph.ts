@@ -5,10 +5,10 @@
 import type { LayerLayout } from './architectures/layout.js';
 import type { Checkpoint } from './checkpoint.js';
 import { attentionGroups, attentionScale, groupAttention, type AttentionGroups } from './attention.js';
-import { norm, toCompute, type ComputeDtype, type GraphContext, type QuantizedGraphWeights } from './graph-context.js';
+import { addLogitsOutputs, norm, toCompute, type ComputeDtype, type GraphContext, type QuantizedGraphWeights } from './graph-context.js';
 // Every linear layer goes through linearLayer: MatMulNBits for quantized weights, else the float `linear`.
 import { embeddingRows, linearLayer as linear } from './quantized-linear.js';
-import { decodePastKey, decodePastValue, INPUT, OUTPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from './graph-io.js';
+import { decodePastKey, decodePastValue, INPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from './graph-io.js';
 import { addInstrumentationInputs, addTapOutputs, switchAndTap, type Instrumentation } from './instrumentation.js';
 import { GraphBuilder } from './onnx-graph.js';
 import { ropeInverseFrequencies } from './rope.js';
@@ -89,8 +89,7 @@ export function buildDecoderGraph(checkpoint: Checkpoint, options: DecoderGraphO
     const finalHidden = norm(ctx, layout.norm, selected, layout.finalNorm, spec.normEps);
     const logits = linear(ctx, finalHidden, layout.lmHead ?? layout.embedTokens);
     const logits32 = ctx.dtype === 'float32' ? logits : g.op('Cast', [logits], { to: 1 });
-    g.output(logits32, OUTPUT.logits, 'float32', ['logit_rows', spec.vocabSize]);
-    g.output(g.op('ReduceLogSumExp', [logits32], { axes: [-1], keepdims: 0 }), OUTPUT.logitsLogSumExp, 'float32', ['logit_rows']);
+    addLogitsOutputs(g, logits32, spec.vocabSize);
   }
   if (inst) addTapOutputs(ctx, inst, layers);
 

@@ -3,6 +3,7 @@
 import type { Checkpoint } from './checkpoint.js';
 import type { NormKind } from './architectures/layout.js';
 import { GraphBuilder, onnxDataTypeCode, type OnnxDataType } from './onnx-graph.js';
+import { OUTPUT } from './graph-io.js';
 import type { SafetensorsDtype } from './safetensors.js';
 import type { QuantizedWeights } from './quantize/quantized-cache.js';
 import type { ComputePrecision } from './quantize/weight-format.js';
@@ -82,6 +83,18 @@ export function linear(ctx: GraphContext, x: string, weightName: string, biasNam
   }
   const y = g.op('MatMul', [x, g.op('Transpose', [weight(ctx, weightName)], { perm: [1, 0] })]);
   return biasName ? g.op('Add', [y, weight(ctx, biasName)]) : y;
+}
+
+/**
+ * The graph's two logits outputs from float32 logits [M, V]: the logits and their log-normalizer [M].
+ * onnxruntime's ReduceLogSumExp answers an empty [0, V] input (a step that needs no logits, such as a
+ * mid-prompt chunk) with a [0, V] result and a shape warning on every such step; keepdims and a
+ * reshape give [0] there and [M] otherwise.
+ */
+export function addLogitsOutputs(g: GraphBuilder, logits32: string, vocabSize: number): void {
+  g.output(logits32, OUTPUT.logits, 'float32', ['logit_rows', vocabSize]);
+  const logSumExp = g.op('ReduceLogSumExp', [logits32], { axes: [-1], keepdims: 1 });
+  g.output(g.op('Reshape', [logSumExp, g.int64s([-1])]), OUTPUT.logitsLogSumExp, 'float32', ['logit_rows']);
 }
 
 /** RMSNorm (computed in float32 as transformers does) or OLMo's LayerNorm without weights. */

@@ -10,8 +10,8 @@ import { ModelProtoSchema, StringStringEntryProtoSchema, type GraphProto, type N
 import type { Checkpoint } from './checkpoint.js';
 import type { DecoderGraph, DecoderGraphOptions } from './decoder-graph.js';
 import { int64Range as range } from './attention.js';
-import { scalar, toFloat32, type GraphContext } from './graph-context.js';
-import { decodePastKey, decodePastValue, INPUT, OUTPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from './graph-io.js';
+import { addLogitsOutputs, scalar, toFloat32, type GraphContext } from './graph-context.js';
+import { decodePastKey, decodePastValue, INPUT, prefillPastKey, prefillPastValue, presentKey, presentValue } from './graph-io.js';
 import { addInstrumentationInputs, addTapOutputs, switchAndTap, type Instrumentation } from './instrumentation.js';
 import { externalField, isExternal } from './onnx-export.js';
 import { GraphBuilder } from './onnx-graph.js';
@@ -82,8 +82,7 @@ export function buildExportGraph(checkpoint: Checkpoint, options: DecoderGraphOp
   const rows = (value: string, width: number): string => g.op('Gather', [g.op('Reshape', [value, g.int64s([-1, width])]), layout.tokenSlot], { axis: 0 });
   const selected = g.op('Gather', [g.op('Reshape', [EXPORT_PREFIX + 'logits', g.int64s([-1, vocabSize])]), g.op('Gather', [layout.tokenSlot, logitsIndex], { axis: 0 })], { axis: 0 });
   const logits32 = toFloat32(ctx, selected);
-  g.output(logits32, OUTPUT.logits, 'float32', ['logit_rows', vocabSize]);
-  g.output(g.op('ReduceLogSumExp', [logits32], { axes: [-1], keepdims: 0 }), OUTPUT.logitsLogSumExp, 'float32', ['logit_rows']);
+  addLogitsOutputs(g, logits32, vocabSize);
   for (let l = 0; l < numLayers; l++) {
     for (const name of [presentKey(l), presentValue(l)]) {
       // The export's present is [B, kvH, P + T, D]: its last T slots are the step's new tokens.
