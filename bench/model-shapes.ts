@@ -27,6 +27,17 @@ export const MODEL_SHAPES: Record<string, TinyModelSpec> = {
 
 const COMPLETE_MARKER = '.complete';
 
+// Random shapes have no super weight of their own; switch requests ("off", a scale) need one declared.
+// Within every shape above (layer 1, row 7 < hidden, column 33 < intermediate).
+const DECLARED_SUPER_WEIGHT = { layer: 1, row: 7, col: 33 };
+
+/** A `--super-weights` file declaring DECLARED_SUPER_WEIGHT, for servers on the random shapes. */
+export function declaredSuperWeightsFile(): string {
+  const file = path.join(os.tmpdir(), 'swserve-bench-super-weights.json');
+  fs.writeFileSync(file, JSON.stringify({ super_weights: [DECLARED_SUPER_WEIGHT] }));
+  return file;
+}
+
 export function modelCacheDir(): string {
   return path.resolve(process.env.SWSERVE_BENCH_MODELS ?? DEFAULT_MODEL_CACHE);
 }

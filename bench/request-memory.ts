@@ -4,7 +4,7 @@
 // Usage: npm run bench:memory -- [--prompt 4000]
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { ensureModelShape, MODEL_SHAPES } from './model-shapes.js';
+import { declaredSuperWeightsFile, ensureModelShape, MODEL_SHAPES } from './model-shapes.js';
 import { startServerProcess } from './serve/server-process.js';
 import { workload } from './serve/workload.js';
 
@@ -39,15 +39,16 @@ async function main(): Promise<void> {
   console.log(`| request (prompt ${promptLength} tokens) | status | idle RSS MiB | peak RSS MiB | peak per request MiB |`);
   console.log('|---|---|---|---|---|');
   for (const kind of KINDS) {
-    const server = await startServerProcess({ model: dir, 'max-tokens': '4096' });
+    const server = await startServerProcess({ model: dir, 'max-tokens': '4096', 'super-weights': declaredSuperWeightsFile() });
     try {
       const [warm] = workload({ count: 1, mix: [[16, 1]], outputTokens: 4, contextLength: 4096, seed: 1 });
       await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: server.model, prompt: warm!.prompt, max_tokens: 4 }) });
       const idle = server.memory().rss;
       const [job] = workload({ count: 1, mix: [[promptLength, 1]], outputTokens: 64, contextLength: 4096, seed: 2 });
       const res = await fetch(`${server.url}${kind.path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(kind.body(job!.prompt, server.model)) });
-      await res.arrayBuffer();
+      const answer = await res.text();
       const { peak } = server.memory();
+      if (!res.ok) process.stderr.write(`${kind.name}: ${res.status} ${answer}\n`);
       console.log(`| ${kind.name} | ${res.status} | ${(idle / MIB).toFixed(0)} | ${(peak / MIB).toFixed(0)} | ${((peak - idle) / MIB).toFixed(0)} |`);
     } finally {
       await server.stop();

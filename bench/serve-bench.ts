@@ -7,10 +7,9 @@
 //   [--concurrency 1,2,4,8,16,32] [--output-tokens 64] [--requests-per-level 4] [--repeats 3] [--rate R]
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ensureModelShape, MODEL_SHAPES } from './model-shapes.js';
+import { declaredSuperWeightsFile, ensureModelShape, MODEL_SHAPES } from './model-shapes.js';
 import { concurrencySweep, instrumentation, longPrompts, poissonRate, promptLength, switchMix, type BenchContext, type ScenarioResult } from './serve/scenarios.js';
 import { startServerProcess, type ServerProcess } from './serve/server-process.js';
 import { writeReport } from './serve/report.js';
@@ -21,8 +20,6 @@ const DEMO_DIR = 'models/demo';
 // Poisson runs at this share of the throughput the sweep measured at concurrency 8 (a busy, not saturated, server).
 const POISSON_LOAD = 0.7;
 const PROMPT_LENGTHS = [128, 512, 2048];
-// Within every benchmark shape (layer 1, row 7 < hidden, column 33 < intermediate).
-const DECLARED_SUPER_WEIGHT = { layer: 1, row: 7, col: 33 };
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -109,9 +106,7 @@ async function main(): Promise<void> {
 function modelFlags(name: string): Record<string, string> {
   if (name === 'demo') return { model: DEMO_DIR };
   if (!MODEL_SHAPES[name]) throw new Error(`unknown model ${name}: use demo, ${Object.keys(MODEL_SHAPES).join(', ')} or --url`);
-  const file = path.join(os.tmpdir(), 'swserve-bench-super-weights.json');
-  fs.writeFileSync(file, JSON.stringify({ super_weights: [DECLARED_SUPER_WEIGHT] }));
-  return { model: ensureModelShape(name), 'super-weights': file };
+  return { model: ensureModelShape(name), 'super-weights': declaredSuperWeightsFile() };
 }
 
 void main();
