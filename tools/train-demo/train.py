@@ -1,9 +1,16 @@
-"""Train the swserve demo model (a small Llama with a planted super weight).
+"""Train the swserve demo model (a small Llama with a planted super weight and a designed sink key).
 
-    /usr/bin/python3 tools/train-demo/train.py --out models/demo
+    /usr/bin/python3 tools/train-demo/train.py --out models/demo [--work DIR] [--set key=json]...
 
 Writes config.json, generation_config.json, model.safetensors, tokenizer.json, tokenizer_config.json,
 super_weights.json, eval.txt, training-settings.json and training-log.txt into --out.
+
+Resumable: every `ckpt_every` steps the model, optimiser and batch-generator state go to
+WORK/checkpoint.pt (atomically); rerunning the same command continues from the last checkpoint (the
+batches drawn after a resume are the ones an uninterrupted run would have drawn). WORK defaults to
+OUT/.work and is deleted after a successful run unless --keep-work is given. The process writes its
+PID to WORK/train.pid (and to --pid-file if given) and tolerates being paused (SIGSTOP/SIGCONT).
+
 All randomness comes from SETTINGS["seed"]; torch runs with a fixed thread count so a rerun on the
 same torch build reproduces the weights.
 """
@@ -11,10 +18,15 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
-import torch
+# One compute thread everywhere (OpenBLAS and OpenMP read these when torch loads; see SETTINGS["threads"]).
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import torch  # noqa: E402
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +35,7 @@ from model import Llama, save_safetensors  # noqa: E402
 
 SETTINGS = {
     "seed": 1234,
-    "threads": 2,
+    "threads": 1,
     # tokenizer
     "vocab_size": 4096,
     # model (HF LlamaConfig fields)
@@ -58,12 +70,36 @@ SETTINGS = {
     "trigger_gate": 1.0,     # gate_proj[col, trigger_channel]
     "trigger_up": -1.0,      # up_proj[col, trigger_channel]
     "freeze_super_weight_path": True,
+    # the designed sink key: in these layers and key/value heads, k_proj reads residual channel sw_row
+    # (after input_layernorm, whose gain there is frozen at 1) into the slowest RoPE pair with this fixed
+    # weight, and nowhere else in that head. Only the query side is learned.
+    "sink_layers": [],
+    "sink_kv_heads": "all",          # "all" or a list of key/value head indices
+    "sink_key": 0.0,                 # k_proj.weight[kv*hd + hd/2 - 1, sw_row]
+    "sink_key_exclusive": True,      # the other rows of k_proj[:, sw_row] in a sink head fixed at 0
+    "sink_value_zero": False,        # v_proj.weight[kv*hd:(kv+1)*hd, sw_row] fixed at 0 in sink heads
+    # the designed sink query (off when sink_query is 0): residual channel const_channel holds
+    # const_value on every token but <s> (embedding column fixed, no layer writes it: its o_proj and
+    # down_proj rows fixed at 0), and the query heads of the sink key/value heads read it into the slowest
+    # RoPE pair with weight sink_query (q_proj.weight[h*hd + hd/2 - 1, const_channel]); their keys do not
+    # (k_proj.weight[kv*hd + hd/2 - 1, const_channel] fixed at 0). Every other query weight is learned.
+    "sink_query": 0.0,
+    "const_channel": 150,
+    "const_value": 1.0,
+    # auxiliary sink loss (off when 0): sink_aux * mean over the heads of sink_layers and the positions
+    # >= 1 of -log(attention on <s>), added to the language-model loss
+    "sink_aux": 0.0,
+    # data mix (fractions of the sequences in every batch; the rest is natural text)
+    "idle_frac": 0.0,       # <s> + tokens drawn i.i.d. from the training unigram distribution
+    "bb_frac": 0.0,         # Bigram-Backcopy: text-bigram chain, after a trigger token the token before it
+    "bb_triggers": 0,       # number of trigger tokens (the least frequent tokens of the training text)
     # data
     "val_every": 20,
     "eval_txt_docs": 12,
     "eval_txt_chars_per_doc": 3500,
     "log_every": 25,
     "probe_every": 250,
+    "ckpt_every": 50,
 }
 
 
@@ -142,6 +178,25 @@ def line_starts(stream, vocab):
     return torch.cat([torch.tensor([0]), starts])
 
 
+def prepare_data(S, cache=None, log=print):
+    """Corpora -> tokenizer, encoded splits, eval.txt. Deterministic; cached in `cache` if given."""
+    if cache and os.path.exists(os.path.join(cache, "data.pt")):
+        return torch.load(os.path.join(cache, "data.pt"))
+    d = D.build(S["vocab_size"], log=log)
+    bpe = D.BPE(d["vocab"], d["merges"])
+    eval_txt, eval_docs = make_eval_txt(d["brown_val"], S)
+    out = {"vocab": d["vocab"], "merges": d["merges"],
+           "train": encode_docs(bpe, d["train"]), "val": encode_docs(bpe, d["val"]),
+           "train_doc_names": [n for n, _ in d["train"]], "val_doc_names": [n for n, _ in d["val"]],
+           "eval_txt": eval_txt, "eval_txt_docs": eval_docs,
+           "eval_ids": [D.BOS_ID] + bpe.encode(eval_txt)}
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+        torch.save(out, os.path.join(cache, "data.pt.tmp"))
+        os.replace(os.path.join(cache, "data.pt.tmp"), os.path.join(cache, "data.pt"))
+    return out
+
+
 def init_model(S, c):
     g = torch.Generator().manual_seed(S["seed"])
     m = Llama(c)
@@ -155,9 +210,9 @@ def init_model(S, c):
 
 
 def plant(m, S):
-    """Plant the super weight and its trigger; returns the list of frozen (tensor, index, value)."""
+    """Plant the super weight and its trigger, and the designed sink keys; returns the list of frozen
+    (tensor, index, value)."""
     L, r, col, a = S["sw_layer"], S["sw_row"], S["sw_col"], S["trigger_channel"]
-    d = S["hidden_size"]
     emb = m.model.embed_tokens.weight
     mlp = m.model.layers[L].mlp
     norm = m.model.layers[L].post_attention_layernorm.weight
@@ -178,6 +233,56 @@ def plant(m, S):
         (mlp.down_proj.weight, (slice(None), col)),           # the neuron's down_proj column (SW + zeros)
         (norm, (a,)),                                          # norm gain of the trigger channel
     ]
+    hd = S["head_dim"]
+    slow = hd // 2 - 1   # first dim of the slowest RoPE pair (slow, slow + hd/2), rotate_half layout
+    kvs = range(S["num_key_value_heads"]) if S["sink_kv_heads"] == "all" else S["sink_kv_heads"]
+    for li in S["sink_layers"]:
+        lay = m.model.layers[li]
+        with torch.no_grad():
+            lay.input_layernorm.weight[r] = 1.0
+        frozen.append((lay.input_layernorm.weight, (r,)))
+        for kv in kvs:
+            rows = slice(kv * hd, (kv + 1) * hd)
+            with torch.no_grad():
+                if S["sink_key_exclusive"]:
+                    lay.self_attn.k_proj.weight[rows, r] = 0.0
+                lay.self_attn.k_proj.weight[kv * hd + slow, r] = S["sink_key"]
+                if S["sink_value_zero"]:
+                    lay.self_attn.v_proj.weight[rows, r] = 0.0
+            if S["sink_key_exclusive"]:
+                frozen.append((lay.self_attn.k_proj.weight, (rows, r)))
+            else:
+                frozen.append((lay.self_attn.k_proj.weight, (kv * hd + slow, r)))
+            if S["sink_value_zero"]:
+                frozen.append((lay.self_attn.v_proj.weight, (rows, r)))
+    if S["sink_query"]:
+        cc = S["const_channel"]
+        assert cc not in (r, a)
+        keep = torch.ones(S["vocab_size"], dtype=torch.bool)
+        keep[D.BOS_ID] = False
+        with torch.no_grad():
+            emb[keep, cc] = S["const_value"]
+        frozen.append((emb, (keep, cc)))
+        for lay in m.model.layers:
+            with torch.no_grad():
+                lay.self_attn.o_proj.weight[cc].zero_()
+                lay.mlp.down_proj.weight[cc].zero_()
+            frozen.append((lay.self_attn.o_proj.weight, (cc, slice(None))))
+            frozen.append((lay.mlp.down_proj.weight, (cc, slice(None))))
+        rep = S["num_attention_heads"] // S["num_key_value_heads"]
+        for li in S["sink_layers"]:
+            lay = m.model.layers[li]
+            with torch.no_grad():
+                lay.input_layernorm.weight[cc] = 1.0
+            frozen.append((lay.input_layernorm.weight, (cc,)))
+            for kv in kvs:
+                with torch.no_grad():
+                    lay.self_attn.k_proj.weight[kv * hd + slow, cc] = 0.0
+                frozen.append((lay.self_attn.k_proj.weight, (kv * hd + slow, cc)))
+                for h in range(kv * rep, (kv + 1) * rep):
+                    with torch.no_grad():
+                        lay.self_attn.q_proj.weight[h * hd + slow, cc] = S["sink_query"]
+                    frozen.append((lay.self_attn.q_proj.weight, (h * hd + slow, cc)))
     return [(t, idx, t[idx].detach().clone()) for t, idx in frozen]
 
 
@@ -193,37 +298,118 @@ def mask_frozen_grads(frozen):
             t.grad[idx] = 0
 
 
+# ---------------------------------------------------------------- synthetic sequences
+
+class Synth:
+    """Sequences that reward idle heads. Built from the training stream's statistics only."""
+
+    def __init__(self, train, S):
+        V = S["vocab_size"]
+        cnt = torch.bincount(train, minlength=V).double()
+        cnt[[D.UNK_ID, D.BOS_ID, D.EOS_ID]] = 0
+        self.unigram = (cnt / cnt.sum()).float()
+        self.triggers = torch.zeros(V, dtype=torch.bool)
+        if S["bb_frac"] > 0:
+            # bigram transitions of the text (sparse rows, sampled via cumulative sums)
+            a, b = train[:-1], train[1:]
+            keep = (a > D.EOS_ID) & (b > D.EOS_ID)
+            a, b = a[keep], b[keep]
+            order = torch.argsort(a * V + b)
+            a, b = a[order], b[order]
+            self.bg_next = b
+            self.bg_start = torch.searchsorted(a, torch.arange(V + 1))
+            # triggers: the rarest tokens that still occur (so natural text rarely contains them)
+            present = torch.nonzero(cnt > 0).flatten()
+            rare = present[torch.argsort(cnt[present], stable=True)][:S["bb_triggers"]]
+            self.triggers[rare] = True
+            self.trigger_ids = rare
+
+    def idle(self, n, T, g):
+        return torch.multinomial(self.unigram, n * T, replacement=True, generator=g).view(n, T)
+
+    def bb(self, n, T, g):
+        out = torch.empty(n, T, dtype=torch.int64)
+        cur = torch.multinomial(self.unigram, n, replacement=True, generator=g)
+        prev = cur.clone()
+        u = torch.rand(n, T, generator=g)
+        pick = torch.randint(len(self.trigger_ids), (n, T), generator=g)
+        trig_u = torch.rand(n, T, generator=g)
+        for t in range(T):
+            out[:, t] = cur
+            lo, hi = self.bg_start[cur], self.bg_start[cur + 1]
+            nxt = self.bg_next[torch.clamp(lo + (u[:, t] * (hi - lo).float()).long(), max=len(self.bg_next) - 1)]
+            empty = hi <= lo
+            if empty.any():
+                nxt[empty] = torch.multinomial(self.unigram, int(empty.sum()), replacement=True, generator=g)
+            is_trig = self.triggers[cur]
+            nxt = torch.where(is_trig, prev, nxt)
+            # insert a trigger now and then (about 1 in 8 tokens), never two in a row
+            ins = (trig_u[:, t] < 0.125) & ~is_trig
+            nxt = torch.where(ins, self.trigger_ids[pick[:, t]], nxt)
+            prev, cur = cur, nxt
+        return out
+
+
+# ---------------------------------------------------------------- probes
+
+def sw_weight(m, S):
+    return m.model.layers[S["sw_layer"]].mlp.down_proj.weight
+
+
 @torch.no_grad()
 def probe(m, batch, S):
-    """Per layer: |residual| at BOS in the SW row, and the max |residual| over every other
-    (position, channel); intermediate value of the SW neuron at BOS."""
+    """Loss original / SW zeroed on `batch` (first prediction excluded); attention on BOS per layer and
+    head (mean over positions >= 1) for both; |x[BOS, row]| per layer; SW neuron input at BOS."""
     m.eval()
-    outs = []
     acts = {}
     L = S["sw_layer"]
-
-    def hook(mod, inp, out):
-        acts["down_in"] = inp[0].detach()
-    h = m.model.layers[L].mlp.down_proj.register_forward_hook(hook)
-    m(batch, layer_outputs=outs)
+    h = m.model.layers[L].mlp.down_proj.register_forward_hook(lambda mod, i, o: acts.__setitem__("in", i[0]))
+    for lay in m.model.layers:
+        lay.self_attn.keep_probs = True
+    res = {}
+    W = sw_weight(m, S)
+    w0 = W.data[S["sw_row"], S["sw_col"]].item()
+    for cond in ("on", "off"):
+        if cond == "off":
+            W.data[S["sw_row"], S["sw_col"]] = 0.0
+        outs = []
+        logits = m(batch[:, :-1], layer_outputs=outs)
+        loss = F.cross_entropy(logits[:, 1:].reshape(-1, logits.shape[-1]), batch[:, 2:].reshape(-1)).item()
+        att = [lay.self_attn.last_probs[:, :, 1:, 0].mean(dim=(0, 2)) for lay in m.model.layers]
+        res[cond] = {"loss": loss, "att": att, "bos_row": [o[:, 0, S["sw_row"]].mean().item() for o in outs],
+                     "sw_in": acts["in"][:, 0, S["sw_col"]].mean().item()}
+        W.data[S["sw_row"], S["sw_col"]] = w0
     h.remove()
+    for lay in m.model.layers:
+        lay.self_attn.keep_probs = False
+        lay.self_attn.last_probs = None
     m.train()
-    r = S["sw_row"]
-    res = []
-    for o in outs:
-        bos = o[:, 0, r].abs().mean().item()
-        other = o.clone()
-        other[:, 0, r] = 0
-        res.append((bos, other.abs().max().item()))
-    inter = acts["down_in"][:, 0, S["sw_col"]].mean().item()
-    return res, inter
+    return res
 
+
+def fmt_probe(step, name, res):
+    on, off = res["on"], res["off"]
+    s = (f"probe step {step} [{name}]: loss on {on['loss']:.4f} off {off['loss']:.4f} "
+         f"(ppl x{math.exp(off['loss'] - on['loss']):.2f}); SW neuron input at BOS {on['sw_in']:.1f}; "
+         "|x[BOS,row]| " + " ".join(f"{v:.0f}" for v in on["bos_row"]) + "\n")
+    s += "   attention on BOS per layer, on/off (per head on): " + "  ".join(
+        f"L{i} {a.mean().item():.2f}/{b.mean().item():.2f} (" + ",".join(f"{x:.2f}" for x in a.tolist()) + ")"
+        for i, (a, b) in enumerate(zip(on["att"], off["att"])))
+    return s
+
+
+# ---------------------------------------------------------------- main
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="models/demo")
+    ap.add_argument("--work", default=None, help="checkpoint folder (default OUT/.work)")
+    ap.add_argument("--keep-work", action="store_true")
+    ap.add_argument("--data-cache", default=None, help="folder to cache the prepared data in")
+    ap.add_argument("--pid-file", default=None)
     ap.add_argument("--steps", type=int, default=None, help="override SETTINGS['steps'] (smoke runs)")
     ap.add_argument("--set", action="append", default=[], help="override a setting: key=json")
+    ap.add_argument("--stop-after", type=int, default=None, help="stop (resumably) after this step")
     args = ap.parse_args()
     S = dict(SETTINGS)
     if args.steps is not None:
@@ -233,34 +419,48 @@ def main():
         assert k in S, k
         S[k] = json.loads(v)
     out = args.out
+    work = args.work or os.path.join(out, ".work")
     os.makedirs(out, exist_ok=True)
-    logp = os.path.join(out, "training-log.txt")
-    if os.path.exists(logp):
+    os.makedirs(work, exist_ok=True)
+    for pf in filter(None, [os.path.join(work, "train.pid"), args.pid_file]):
+        with open(pf, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    ckpt_path = os.path.join(work, "checkpoint.pt")
+    resume = os.path.exists(ckpt_path)
+    logp = os.path.join(work, "training-log.txt")
+    if not resume and os.path.exists(logp):
         os.remove(logp)
     log = log_to(logp)
     torch.manual_seed(S["seed"])
     torch.set_num_threads(S["threads"])
+    torch.set_num_interop_threads(1)
     t0 = time.time()
-    log(f"swserve demo training; torch {torch.__version__}; settings {json.dumps(S)}")
+    log(f"swserve demo training; torch {torch.__version__}; {'resuming' if resume else 'settings'} "
+        f"{json.dumps(S)}")
 
-    d = D.build(S["vocab_size"], log=log)
+    d = prepare_data(S, args.data_cache, log=log)
     D.write_tokenizer(out, d["vocab"], d["merges"], S["max_position_embeddings"])
-    bpe = D.BPE(d["vocab"], d["merges"])
-    train = encode_docs(bpe, d["train"])
-    val = encode_docs(bpe, d["val"])
-    eval_txt, eval_docs = make_eval_txt(d["brown_val"], S)
+    train, val = d["train"], d["val"]
     with open(os.path.join(out, "eval.txt"), "w") as f:
-        f.write(eval_txt)
+        f.write(d["eval_txt"])
+    T, B = S["seq_len"], S["batch_size"]
     starts = line_starts(train, d["vocab"])
-    starts = starts[starts < len(train) - S["seq_len"]]
-    log(f"tokens: train {len(train)}, validation {len(val)}; eval.txt {len(eval_txt)} chars "
-        f"from {eval_docs}; {len(starts)} line starts; data+tokenizer {time.time() - t0:.0f}s")
+    starts = starts[starts < len(train) - T]
+    log(f"tokens: train {len(train)}, validation {len(val)}; eval.txt {len(d['eval_txt'])} chars "
+        f"from {d['eval_txt_docs']}; {len(starts)} line starts; data+tokenizer {time.time() - t0:.0f}s")
     meta = {
         "sources": [{"npm": f"{n}@{v}", "licence": lic} for n, v, lic in D.SOURCES],
-        "train_docs": len(d["train"]), "val_docs": len(d["val"]),
+        "train_docs": len(d["train_doc_names"]), "val_docs": len(d["val_doc_names"]),
         "train_tokens": len(train), "val_tokens": len(val),
-        "val_doc_names": [n for n, _ in d["val"]], "eval_txt_docs": eval_docs,
+        "val_doc_names": d["val_doc_names"], "eval_txt_docs": d["eval_txt_docs"],
     }
+    synth = Synth(train, S)
+    n_idle = round(B * S["idle_frac"])
+    n_bb = round(B * S["bb_frac"])
+    n_text = B - n_idle - n_bb
+    if S["bb_frac"] > 0:
+        log(f"bigram-backcopy triggers: {synth.trigger_ids.tolist()}")
+    log(f"batch: {n_text} text + {n_idle} idle (i.i.d. unigram) + {n_bb} bigram-backcopy sequences of {T}")
 
     c = hf_config(S)
     m = init_model(S, c)
@@ -275,9 +475,20 @@ def main():
                              {"params": nodecay, "weight_decay": 0.0}],
                             lr=S["lr"], betas=tuple(S["betas"]))
     gen = torch.Generator().manual_seed(S["seed"] + 1)
-    T, B = S["seq_len"], S["batch_size"]
+    start_step, run_loss, train_seconds = 0, None, 0.0
+    if resume:
+        ck = torch.load(ckpt_path)
+        assert ck["settings"] == S, "checkpoint was written with other settings"
+        m.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        gen.set_state(ck["gen"])
+        start_step, run_loss, train_seconds = ck["step"] + 1, ck["run_loss"], ck["train_seconds"]
+        log(f"resumed from step {ck['step']}")
     bos = torch.full((B, 1), D.BOS_ID, dtype=torch.int64)
-    probe_batch = torch.cat([torch.full((4, 1), D.BOS_ID), torch.stack(
+    ev = d["eval_ids"]
+    probe_eval = torch.tensor([ev[i:i + T] for i in range(1, 1 + 4 * (T - 1), T - 1)])
+    probe_eval = torch.cat([torch.full((4, 1), D.BOS_ID), probe_eval[:, :T - 1]], dim=1)
+    probe_val = torch.cat([torch.full((4, 1), D.BOS_ID), torch.stack(
         [val[i:i + T - 1] for i in range(0, 4 * 997, 997)])], dim=1)
 
     def lr_at(step):
@@ -286,12 +497,28 @@ def main():
         p = (step - S["warmup"]) / max(1, S["steps"] - S["warmup"])
         return S["lr"] * (S["min_lr_frac"] + (1 - S["min_lr_frac"]) * 0.5 * (1 + math.cos(math.pi * p)))
 
+    def save_ckpt(step):
+        tmp = ckpt_path + ".tmp"
+        torch.save({"settings": S, "model": m.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                    "step": step, "run_loss": run_loss, "train_seconds": train_seconds}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    if S["sink_aux"]:
+        for li in S["sink_layers"]:
+            m.model.layers[li].self_attn.keep_bos_probs = True
     m.train()
     tl = time.time()
-    run_loss = None
-    for step in range(S["steps"]):
-        idx = starts[torch.randint(len(starts), (B,), generator=gen)]
-        seq = torch.stack([train[i:i + T] for i in idx])
+    for step in range(start_step, S["steps"]):
+        ts = time.time()
+        parts = []
+        if n_text:
+            idx = starts[torch.randint(len(starts), (n_text,), generator=gen)]
+            parts.append(torch.stack([train[i:i + T] for i in idx]))
+        if n_idle:
+            parts.append(synth.idle(n_idle, T, gen))
+        if n_bb:
+            parts.append(synth.bb(n_bb, T, gen))
+        seq = torch.cat(parts)
         x = torch.cat([bos, seq[:, :-1]], dim=1)
         y = seq.clone()
         if S["mask_first_prediction"]:
@@ -299,29 +526,48 @@ def main():
         for gparam in opt.param_groups:
             gparam["lr"] = lr_at(step)
         logits = m(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+        lt = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100,
+                             reduction="none").view(B, T)
+        loss = lt[:, 1:].mean() if S["mask_first_prediction"] else lt.mean()
+        aux = None
+        if S["sink_aux"]:
+            aux = torch.stack([-torch.log(m.model.layers[li].self_attn.bos_probs + 1e-6).mean()
+                               for li in S["sink_layers"]]).mean()
+            loss = loss + S["sink_aux"] * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         mask_frozen_grads(frozen_list)
         torch.nn.utils.clip_grad_norm_(m.parameters(), S["grad_clip"])
         opt.step()
         restore_frozen(frozen_list)
-        run_loss = loss.item() if run_loss is None else 0.95 * run_loss + 0.05 * loss.item()
+        text_loss = lt[:n_text, 1:].mean().item() if n_text else float("nan")
+        run_loss = text_loss if run_loss is None else 0.95 * run_loss + 0.05 * text_loss
+        train_seconds += time.time() - ts
         if step % S["log_every"] == 0 or step == S["steps"] - 1:
             dt = time.time() - tl
-            log(f"step {step} loss {loss.item():.4f} avg {run_loss:.4f} lr {lr_at(step):.2e} "
-                f"elapsed {time.time() - t0:.0f}s ({dt / (S['log_every'] if step else 1):.2f}s/step)")
+            extra = ""
+            if n_idle:
+                extra += f" idle {lt[n_text:n_text + n_idle, 1:].mean().item():.3f}"
+            if n_bb:
+                extra += f" bb {lt[n_text + n_idle:, 1:].mean().item():.3f}"
+            if aux is not None:
+                extra += f" sink-aux {aux.item():.3f}"
+            log(f"step {step} loss {loss.item():.4f} text {text_loss:.4f} avg {run_loss:.4f}{extra} "
+                f"lr {lr_at(step):.2e} elapsed {time.time() - t0:.0f}s "
+                f"({dt / (S['log_every'] if step else 1):.2f}s/step)")
             tl = time.time()
         if step % S["probe_every"] == 0 or step == S["steps"] - 1:
-            res, inter = probe(m, probe_batch, S)
-            with torch.no_grad():
-                vl = F.cross_entropy(m(probe_batch[:, :-1])[:, 1:].reshape(-1, S["vocab_size"]),
-                                     probe_batch[:, 2:].reshape(-1)).item()
-            m.train()
-            log(f"probe step {step}: val-slice loss {vl:.4f}; SW neuron input at BOS {inter:.1f}; "
-                "per layer |x[BOS, row]| / max|other|: " +
-                " ".join(f"L{i}:{b:.1f}/{o:.1f}" for i, (b, o) in enumerate(res)))
+            log(fmt_probe(step, "eval.txt", probe(m, probe_eval, S)))
+            log(fmt_probe(step, "validation", probe(m, probe_val, S)))
+        if (step + 1) % S["ckpt_every"] == 0 or step == S["steps"] - 1:
+            save_ckpt(step)
+        if args.stop_after is not None and step >= args.stop_after:
+            log(f"stopping after step {step} (resumable)")
+            return
 
+    for lay in m.model.layers:
+        lay.self_attn.keep_bos_probs = False
+        lay.self_attn.bos_probs = None
     # ---- save
     c_out = dict(c)
     with open(os.path.join(out, "config.json"), "w") as f:
@@ -339,8 +585,11 @@ def main():
                                       "activation_position": 0}]}, f, indent=2)
     with open(os.path.join(out, "training-settings.json"), "w") as f:
         json.dump({"settings": S, "data": meta, "torch": torch.__version__,
-                   "train_seconds": round(time.time() - t0)}, f, indent=1)
-    log(f"done in {time.time() - t0:.0f}s; wrote {out}")
+                   "train_seconds": round(train_seconds)}, f, indent=1)
+    shutil.copyfile(logp, os.path.join(out, "training-log.txt"))
+    log(f"done: {train_seconds:.0f}s of training; wrote {out}")
+    if not args.keep_work:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":
