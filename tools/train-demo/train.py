@@ -70,6 +70,11 @@ SETTINGS = {
     "trigger_gate": 1.0,     # gate_proj[col, trigger_channel]
     "trigger_up": -1.0,      # up_proj[col, trigger_channel]
     "freeze_super_weight_path": True,
+    # hold the super weight's input: in layers <= sw_layer the trigger channel feeds nothing but the
+    # planted neuron (v_proj, gate_proj and up_proj columns at trigger_channel fixed at 0, the neuron's
+    # own gate/up weights kept), so the <s> residual the neuron reads is exactly its embedding and the
+    # super activation cannot be trained away through the layers before it
+    "hold_trigger": False,
     # the designed sink key: in these layers and key/value heads, k_proj reads residual channel sw_row
     # (after input_layernorm, whose gain there is frozen at 1) into the slowest RoPE pair with this fixed
     # weight, and nowhere else in that head. Only the query side is learned.
@@ -233,6 +238,19 @@ def plant(m, S):
         (mlp.down_proj.weight, (slice(None), col)),           # the neuron's down_proj column (SW + zeros)
         (norm, (a,)),                                          # norm gain of the trigger channel
     ]
+    if S["hold_trigger"]:
+        for li in range(L + 1):
+            lay = m.model.layers[li]
+            others = torch.ones(S["intermediate_size"], dtype=torch.bool)
+            if li == L:
+                others[col] = False
+            with torch.no_grad():
+                lay.self_attn.v_proj.weight[:, a] = 0.0
+                lay.mlp.gate_proj.weight[others, a] = 0.0
+                lay.mlp.up_proj.weight[others, a] = 0.0
+            frozen.append((lay.self_attn.v_proj.weight, (slice(None), a)))
+            frozen.append((lay.mlp.gate_proj.weight, (others, a)))
+            frozen.append((lay.mlp.up_proj.weight, (others, a)))
     hd = S["head_dim"]
     slow = hd // 2 - 1   # first dim of the slowest RoPE pair (slow, slow + hd/2), rotate_half layout
     kvs = range(S["num_key_value_heads"]) if S["sink_kv_heads"] == "all" else S["sink_kv_heads"]
