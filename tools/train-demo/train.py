@@ -238,69 +238,55 @@ def plant(m, S):
         (mlp.down_proj.weight, (slice(None), col)),           # the neuron's down_proj column (SW + zeros)
         (norm, (a,)),                                          # norm gain of the trigger channel
     ]
+    def fix(t, idx, value=None):
+        """Freeze t[idx], first setting it to `value` when one is given."""
+        if value is not None:
+            with torch.no_grad():
+                t[idx] = value
+        frozen.append((t, idx))
+
     if S["hold_trigger"]:
         for li in range(L + 1):
             lay = m.model.layers[li]
             others = torch.ones(S["intermediate_size"], dtype=torch.bool)
             if li == L:
                 others[col] = False
-            with torch.no_grad():
-                lay.self_attn.v_proj.weight[:, a] = 0.0
-                lay.mlp.gate_proj.weight[others, a] = 0.0
-                lay.mlp.up_proj.weight[others, a] = 0.0
-            frozen.append((lay.self_attn.v_proj.weight, (slice(None), a)))
-            frozen.append((lay.mlp.gate_proj.weight, (others, a)))
-            frozen.append((lay.mlp.up_proj.weight, (others, a)))
+            fix(lay.self_attn.v_proj.weight, (slice(None), a), 0.0)
+            fix(lay.mlp.gate_proj.weight, (others, a), 0.0)
+            fix(lay.mlp.up_proj.weight, (others, a), 0.0)
     hd = S["head_dim"]
     slow = hd // 2 - 1   # first dim of the slowest RoPE pair (slow, slow + hd/2), rotate_half layout
     kvs = range(S["num_key_value_heads"]) if S["sink_kv_heads"] == "all" else S["sink_kv_heads"]
     for li in S["sink_layers"]:
         lay = m.model.layers[li]
-        with torch.no_grad():
-            lay.input_layernorm.weight[r] = 1.0
-        frozen.append((lay.input_layernorm.weight, (r,)))
+        fix(lay.input_layernorm.weight, (r,), 1.0)
         for kv in kvs:
             rows = slice(kv * hd, (kv + 1) * hd)
+            key = lay.self_attn.k_proj.weight
             with torch.no_grad():
                 if S["sink_key_exclusive"]:
-                    lay.self_attn.k_proj.weight[rows, r] = 0.0
-                lay.self_attn.k_proj.weight[kv * hd + slow, r] = S["sink_key"]
-                if S["sink_value_zero"]:
-                    lay.self_attn.v_proj.weight[rows, r] = 0.0
-            if S["sink_key_exclusive"]:
-                frozen.append((lay.self_attn.k_proj.weight, (rows, r)))
-            else:
-                frozen.append((lay.self_attn.k_proj.weight, (kv * hd + slow, r)))
+                    key[rows, r] = 0.0
+                key[kv * hd + slow, r] = S["sink_key"]
+            fix(key, (rows, r) if S["sink_key_exclusive"] else (kv * hd + slow, r))
             if S["sink_value_zero"]:
-                frozen.append((lay.self_attn.v_proj.weight, (rows, r)))
+                fix(lay.self_attn.v_proj.weight, (rows, r), 0.0)
     if S["sink_query"]:
         cc = S["const_channel"]
         assert cc not in (r, a)
         keep = torch.ones(S["vocab_size"], dtype=torch.bool)
         keep[D.BOS_ID] = False
-        with torch.no_grad():
-            emb[keep, cc] = S["const_value"]
-        frozen.append((emb, (keep, cc)))
+        fix(emb, (keep, cc), S["const_value"])
         for lay in m.model.layers:
-            with torch.no_grad():
-                lay.self_attn.o_proj.weight[cc].zero_()
-                lay.mlp.down_proj.weight[cc].zero_()
-            frozen.append((lay.self_attn.o_proj.weight, (cc, slice(None))))
-            frozen.append((lay.mlp.down_proj.weight, (cc, slice(None))))
+            fix(lay.self_attn.o_proj.weight, (cc, slice(None)), 0.0)
+            fix(lay.mlp.down_proj.weight, (cc, slice(None)), 0.0)
         rep = S["num_attention_heads"] // S["num_key_value_heads"]
         for li in S["sink_layers"]:
             lay = m.model.layers[li]
-            with torch.no_grad():
-                lay.input_layernorm.weight[cc] = 1.0
-            frozen.append((lay.input_layernorm.weight, (cc,)))
+            fix(lay.input_layernorm.weight, (cc,), 1.0)
             for kv in kvs:
-                with torch.no_grad():
-                    lay.self_attn.k_proj.weight[kv * hd + slow, cc] = 0.0
-                frozen.append((lay.self_attn.k_proj.weight, (kv * hd + slow, cc)))
+                fix(lay.self_attn.k_proj.weight, (kv * hd + slow, cc), 0.0)
                 for h in range(kv * rep, (kv + 1) * rep):
-                    with torch.no_grad():
-                        lay.self_attn.q_proj.weight[h * hd + slow, cc] = S["sink_query"]
-                    frozen.append((lay.self_attn.q_proj.weight, (h * hd + slow, cc)))
+                    fix(lay.self_attn.q_proj.weight, (h * hd + slow, cc), S["sink_query"])
     return [(t, idx, t[idx].detach().clone()) for t, idx in frozen]
 
 
