@@ -1,11 +1,9 @@
 // `swserve eval --block-sizes`: the quantization study as a table or JSON (snake_case).
 import type { StudyMeasure, StudyResult } from '../superweights/quantization-study.js';
+import { scoredTextJson, type ScoredTextContext } from '../superweights/evaluation-report.js';
 import { textTable, type Cell } from './text-table.js';
 
-export interface StudyContext {
-  model: string;
-  textFile: string;
-  windowTokens: number;
+export interface StudyContext extends ScoredTextContext {
   superWeights: string[];
   superWeightsFrom: string;
   precision: string;
@@ -33,11 +31,7 @@ function measureJson(m: StudyMeasure): Record<string, unknown> {
 export function studyJson(result: StudyResult, ctx: StudyContext): Record<string, unknown> {
   const w = result.points[0]?.weights;
   return {
-    model: ctx.model,
-    text_file: ctx.textFile,
-    window_tokens: ctx.windowTokens,
-    windows: result.windows,
-    scored_tokens: result.scoredTokens,
+    ...scoredTextJson(ctx, result),
     kl_windows: result.klWindows,
     super_weights: ctx.superWeights,
     super_weights_from: ctx.superWeightsFrom,

@@ -3,22 +3,34 @@ import type { EvaluationResult } from './evaluation.js';
 import type { SourcedSuperWeight } from './registry.js';
 import { coordinateId } from '../model/switch-plan.js';
 
-export interface EvaluationContext {
+/** How a text was scored: the model, the file and its window length (every windowed analysis). */
+export interface ScoredTextContext {
   model: string;
   textFile: string;
   windowTokens: number;
+}
+
+export interface ScoredTextJson {
+  model: string;
+  text_file: string;
+  window_tokens: number;
+  windows: number;
+  scored_tokens: number;
+}
+
+/** The fields every windowed analysis's JSON starts with. */
+export function scoredTextJson(ctx: ScoredTextContext, result: { windows: number; scoredTokens: number }): ScoredTextJson {
+  return { model: ctx.model, text_file: ctx.textFile, window_tokens: ctx.windowTokens, windows: result.windows, scored_tokens: result.scoredTokens };
+}
+
+export interface EvaluationContext extends ScoredTextContext {
   superWeights: SourcedSuperWeight[];
   superWeightsFrom: string;
   largestCount: number;
   stopWords: string[];
 }
 
-export interface EvaluationJson {
-  model: string;
-  text_file: string;
-  window_tokens: number;
-  windows: number;
-  scored_tokens: number;
+export interface EvaluationJson extends ScoredTextJson {
   super_weights_from: string;
   super_weights: { id: string; layer: number; row: number; col: number; source: string }[];
   largest_count: number;
@@ -31,11 +43,7 @@ export function evaluationJson(result: EvaluationResult, ctx: EvaluationContext)
   const condition = (c: { perplexity: number; meanNll: number }): { perplexity: number; mean_nll: number } => ({ perplexity: c.perplexity, mean_nll: c.meanNll });
   const { original, zeroed, zeroed_restored, largest_zeroed } = result.conditions;
   return {
-    model: ctx.model,
-    text_file: ctx.textFile,
-    window_tokens: ctx.windowTokens,
-    windows: result.windows,
-    scored_tokens: result.scoredTokens,
+    ...scoredTextJson(ctx, result),
     super_weights_from: ctx.superWeightsFrom,
     super_weights: ctx.superWeights.map((s) => ({ id: coordinateId(s), layer: s.layer, row: s.row, col: s.col, source: s.source })),
     largest_count: ctx.largestCount,
