@@ -52,7 +52,7 @@ SETTINGS = {
     # training
     "seq_len": 256,
     "batch_size": 16,
-    "steps": 1100,
+    "steps": 2200,
     "lr": 3e-3,
     "min_lr_frac": 0.1,
     "warmup": 100,
@@ -74,15 +74,15 @@ SETTINGS = {
     # planted neuron (v_proj, gate_proj and up_proj columns at trigger_channel fixed at 0, the neuron's
     # own gate/up weights kept), so the <s> residual the neuron reads is exactly its embedding and the
     # super activation cannot be trained away through the layers before it
-    "hold_trigger": False,
+    "hold_trigger": True,
     # the designed sink key: in these layers and key/value heads, k_proj reads residual channel sw_row
     # (after input_layernorm, whose gain there is frozen at 1) into the slowest RoPE pair with this fixed
     # weight, and nowhere else in that head. Only the query side is learned.
-    "sink_layers": [],
+    "sink_layers": [2, 3, 4, 5],
     "sink_kv_heads": "all",          # "all" or a list of key/value head indices
-    "sink_key": 0.0,                 # k_proj.weight[kv*hd + hd/2 - 1, sw_row]
+    "sink_key": 1.0,                 # k_proj.weight[kv*hd + hd/2 - 1, sw_row]
     "sink_key_exclusive": True,      # the other rows of k_proj[:, sw_row] in a sink head fixed at 0
-    "sink_value_zero": False,        # v_proj.weight[kv*hd:(kv+1)*hd, sw_row] fixed at 0 in sink heads
+    "sink_value_zero": True,         # v_proj.weight[kv*hd:(kv+1)*hd, sw_row] fixed at 0 in sink heads
     # the designed sink query (off when sink_query is 0): residual channel const_channel holds
     # const_value on every token but <s> (embedding column fixed, no layer writes it: its o_proj and
     # down_proj rows fixed at 0), and the query heads of the sink key/value heads read it into the slowest
@@ -95,7 +95,7 @@ SETTINGS = {
     # >= 1 of -log(attention on <s>), added to the language-model loss
     "sink_aux": 0.0,
     # data mix (fractions of the sequences in every batch; the rest is natural text)
-    "idle_frac": 0.0,       # <s> + tokens drawn i.i.d. from the training unigram distribution
+    "idle_frac": 0.125,     # <s> + tokens drawn i.i.d. from the training unigram distribution
     "bb_frac": 0.0,         # Bigram-Backcopy: text-bigram chain, after a trigger token the token before it
     "bb_triggers": 0,       # number of trigger tokens (the least frequent tokens of the training text)
     # data
@@ -103,7 +103,7 @@ SETTINGS = {
     "eval_txt_docs": 12,
     "eval_txt_chars_per_doc": 3500,
     "log_every": 25,
-    "probe_every": 250,
+    "probe_every": 200,
     "ckpt_every": 50,
 }
 
