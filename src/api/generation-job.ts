@@ -35,6 +35,7 @@ export interface OpenedJob {
   promptTokens: number[];
   /** Original weight values reported by the engine (same for every choice). */
   weightValues: Record<string, number>;
+  /** Every choice's events; a sequence's error is thrown as an ApiError. */
   events: AsyncGenerator<ChoiceEvent>;
 }
 
@@ -70,8 +71,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
     const { event } = next.value;
     if (event.type === 'error') {
       void events.return(undefined);
-      const param = event.kind === 'engine_failure' ? null : event.field === 'switch' ? job.switchParam : job.promptParam;
-      throw new ApiError(event.kind, param === null ? event.message : `${param}: ${event.message}`, param);
+      throw sequenceError(event, job);
     }
     if (event.type === 'accepted') {
       accepted++;
@@ -81,7 +81,21 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
       early.push(next.value);
     }
   }
-  return { promptTokens, weightValues, events: prepend(early, events) };
+  return { promptTokens, weightValues, events: raising(prepend(early, events), job) };
+}
+
+/** An engine refusal or failure as the API's error, naming the request field it is about. */
+function sequenceError(event: Extract<SequenceEvent, { type: 'error' }>, job: GenerationJob): ApiError {
+  const param = event.kind === 'engine_failure' ? null : event.field === 'switch' ? job.switchParam : job.promptParam;
+  return new ApiError(event.kind, param === null ? event.message : `${param}: ${event.message}`, param);
+}
+
+/** The events of an opened job; a sequence's error (after acceptance, e.g. a switch that overflows) is thrown. */
+async function* raising(events: AsyncGenerator<ChoiceEvent>, job: GenerationJob): AsyncGenerator<ChoiceEvent> {
+  for await (const e of events) {
+    if (e.event.type === 'error') throw sequenceError(e.event, job);
+    yield e;
+  }
 }
 
 async function* tagged(source: AsyncGenerator<SequenceEvent>, index: number, promptIndex: number): AsyncGenerator<ChoiceEvent> {

@@ -88,7 +88,6 @@ async function sendJob(
 
   if (stream === null) {
     for await (const { index, event } of opened.events) {
-      if (event.type === 'error') throw new ApiError(event.kind, event.message);
       states[index]!.apply(event);
     }
     if (res.writableEnded || res.destroyed) return;
@@ -104,7 +103,6 @@ async function sendJob(
   try {
     sendAll(format.open(r));
     for await (const { index, event } of opened.events) {
-      if (event.type === 'error') throw new ApiError('engine_failure', event.message);
       const state = states[index]!;
       const events = format.increment(r, index, state.apply(event), state, !started.has(index));
       if (events.length > 0) started.add(index);

@@ -20,7 +20,7 @@ import { createModelSession, type ModelSession, type StepFetches } from './sessi
 import { floatWeightsInfo, prepareServedWeights, type ServedWeights } from './served-weights.js';
 import type { WeightOptions } from '../model/quantize/weight-format.js';
 import { packStep, type PackedStep, type StepContext, type StepRow } from './step-batch.js';
-import { StepOutputs, type Work } from './step-outputs.js';
+import { StepOutputs, type BookingFault, type Work } from './step-outputs.js';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
 
 export interface EngineOptions {
@@ -211,7 +211,7 @@ export class EngineCore {
       this.fail(work, `the model run failed: ${(err as Error).message}`);
       return true;
     }
-    const booked = this.outputs.book(step, prepared.packed, prepared.rowIndex, out, this.decodeFrames, (w, message) => this.fail([w], message));
+    const booked = this.outputs.book(step, prepared.packed, prepared.rowIndex, out, this.decodeFrames, (w, message, fault) => this.fail([w], message, fault));
     this.scheduler.update(step, booked.finished);
     this.outputs.settle(booked);
     this.emit(booked.events, this.stats(step, prepared.packed, runMs, performance.now() - started));
@@ -333,8 +333,8 @@ export class EngineCore {
    * Ends these sequences with an engine error (a comparison: all its members); the engine keeps serving
    * the others. Sequences waiting to share a failed one's prefill go back to the queue and compute it.
    */
-  private fail(work: readonly Work[], message: string): void {
-    this.options.onWarning?.(`engine step failed: ${message}`);
+  private fail(work: readonly Work[], message: string, fault?: BookingFault): void {
+    if (!fault) this.options.onWarning?.(`engine step failed: ${message}`);
     const events: SequenceEvent[] = [];
     const failed = new Set<Sequence>();
     for (const w of work) {
@@ -346,7 +346,7 @@ export class EngineCore {
     for (const s of failed) {
       this.scheduler.remove(s.id);
       this.kv.close(s.id);
-      events.push({ type: 'error', id: s.id, kind: 'engine_failure', message });
+      events.push({ type: 'error', id: s.id, kind: fault?.kind ?? 'engine_failure', message, ...(fault?.field ? { field: fault.field } : {}) });
     }
     for (const w of work) this.forgetComparisonOf(w);
     this.emit(events);

@@ -54,6 +54,13 @@ export class HostKvCache implements KvCache {
   private readonly lengths = new Map<string, number>();
   /** Sequence id per row, undefined for a free row. */
   private occupant: (string | undefined)[] = [];
+  /**
+   * Sequences that wrote a non-finite key or value (a switch scale can overflow float32). A row's
+   * slots past its length are masked in attention, but a masked Inf or NaN still turns the row's
+   * softmax and its zero-weighted value sum into NaN, so a row such a sequence leaves is zeroed
+   * before anyone else gets it: one request's overflow never reaches another's output.
+   */
+  private readonly nonFinite = new Set<string>();
 
   constructor(private readonly geometry: KvGeometry) {
     this.resize(MIN_ROWS, MIN_SLOTS);
@@ -89,6 +96,7 @@ export class HostKvCache implements KvCache {
     this.rowOf.delete(id);
     this.lengths.delete(id);
     this.occupant[row] = undefined;
+    if (this.nonFinite.delete(id)) this.clearRow(row);
   }
 
   truncate(id: string, length: number): void {
@@ -99,6 +107,7 @@ export class HostKvCache implements KvCache {
     this.open(to);
     this.copyRow(this.rowOf.get(from)!, this.rowOf.get(to)!, length);
     this.lengths.set(to, length);
+    if (this.nonFinite.has(from)) this.nonFinite.add(to);
   }
 
   arrange(groups: readonly (readonly string[])[], needed: number): { order: string[][]; views: LayerKv[][] } {
@@ -132,17 +141,23 @@ export class HostKvCache implements KvCache {
     const { kvHeads, headDim } = this.geometry;
     const slots = this.slotCapacity;
     const rows = ids.map((id) => this.rowOf.get(id)!);
+    const finite = this.geometry.elements === 'float32' ? Number.isFinite : isFiniteHalf;
     this.layers.forEach((layer, l) => {
       const { key, value } = present[l]!;
       for (let i = 0; i < ids.length; i++) {
+        let allFinite = true;
         for (let h = 0; h < kvHeads; h++) {
           const to = ((rows[i]! * kvHeads + h) * slots + positions[i]!) * headDim;
           const from = (i * kvHeads + h) * headDim;
           for (let d = 0; d < headDim; d++) {
-            layer.key[to + d] = key[from + d]!;
-            layer.value[to + d] = value[from + d]!;
+            const k = key[from + d]!;
+            const v = value[from + d]!;
+            layer.key[to + d] = k;
+            layer.value[to + d] = v;
+            allFinite &&= finite(k) && finite(v);
           }
         }
+        if (!allFinite) this.nonFinite.add(ids[i]!);
       }
     });
     ids.forEach((id, i) => this.lengths.set(id, Math.max(this.length(id), positions[i]! + 1)));
@@ -196,7 +211,16 @@ export class HostKvCache implements KvCache {
     const from = this.rowOf.get(id)!;
     this.copyRow(from, to, this.length(id));
     this.occupant[from] = undefined;
+    if (this.nonFinite.has(id)) this.clearRow(from);
     this.place(id, to);
+  }
+
+  private clearRow(row: number): void {
+    const stride = this.rowStride();
+    for (const { key, value } of this.layers) {
+      key.fill(0, row * stride, (row + 1) * stride);
+      value.fill(0, row * stride, (row + 1) * stride);
+    }
   }
 
   private place(id: string, row: number): void {
@@ -237,6 +261,13 @@ export class HostKvCache implements KvCache {
   private alloc(length: number): KvData {
     return this.geometry.elements === 'float32' ? new Float32Array(length) : new Uint16Array(length);
   }
+}
+
+// IEEE half precision: all exponent bits set is Inf or NaN.
+const HALF_EXPONENT = 0x7c00;
+
+function isFiniteHalf(bits: number): boolean {
+  return (bits & HALF_EXPONENT) !== HALF_EXPONENT;
 }
 
 function nextPowerOfTwo(n: number): number {

@@ -7,7 +7,7 @@ import type { ComparisonGroup } from './comparison.js';
 import { ScoringPass } from './comparison.js';
 import type { KvCache } from './kv-cache.js';
 import { logDistribution, probabilityMass, rowOf, tokenLogprob, topTokens, type LogitRows } from './logit-rows.js';
-import type { ActivationFrame, ComparisonScores, EngineInfo, FinishReason, SequenceEvent, TokenAlternative } from './protocol.js';
+import type { ActivationFrame, ComparisonScores, EngineErrorKind, EngineInfo, FinishReason, SequenceEvent, TokenAlternative } from './protocol.js';
 import { sampleToken } from './sampler.js';
 import type { Scheduler, ScheduledStep } from './scheduler.js';
 import { Sequence } from './sequence.js';
@@ -16,6 +16,26 @@ import type { PackedRow, PackedStep } from './step-batch.js';
 import type { TextTokenizer } from './tokenizer.js';
 
 export type Work = Sequence | ScoringPass;
+
+/** Why booking failed a sequence, when it is the request's doing rather than the engine's. */
+export interface BookingFault {
+  kind: EngineErrorKind;
+  field?: 'switch';
+}
+
+/**
+ * A row whose logits are not finite (NaN, or an infinity the log-sum-exp carries): nothing can be
+ * sampled from it. With a switch applied it is the switch's doing (a scale that overflows float32).
+ */
+class NonFiniteLogits extends Error {
+  constructor(readonly switched: boolean) {
+    super(
+      switched
+        ? "the model's activations overflowed float32 under this super-weight switch (the next-token logits are not finite); use a smaller scale"
+        : 'the next-token logits are not finite',
+    );
+  }
+}
 
 export interface Booked {
   events: SequenceEvent[];
@@ -52,7 +72,14 @@ export class StepOutputs {
     private readonly options: StepOutputOptions,
   ) {}
 
-  book(step: ScheduledStep<Work>, packed: PackedStep, rowIndex: Map<string, number>, out: StepFetches, decodeFrames: boolean, fail: (work: Work, message: string) => void): Booked {
+  book(
+    step: ScheduledStep<Work>,
+    packed: PackedStep,
+    rowIndex: Map<string, number>,
+    out: StepFetches,
+    decodeFrames: boolean,
+    fail: (work: Work, message: string, fault?: BookingFault) => void,
+  ): Booked {
     const booked: Booked = { events: [], finished: new Set(), held: [], closed: [] };
     const view: StepView = { packed, rowIndex, rows: { logits: out.logits, logSumExp: out.logitsLogSumExp, vocabSize: this.info.vocabSize }, taps: out.taps, decodeFrames };
     const guarded = (work: Work, body: () => void): void => {
@@ -65,7 +92,8 @@ export class StepOutputs {
         for (const id of ids) booked.finished.delete(id);
         booked.held = booked.held.filter((s) => !ids.has(s.id));
         booked.closed = booked.closed.filter((id) => !ids.has(id));
-        fail(work, `the engine failed on this sequence: ${(err as Error).message}`);
+        if (err instanceof NonFiniteLogits) fail(work, err.message, err.switched ? { kind: 'invalid_request', field: 'switch' } : undefined);
+        else fail(work, `the engine failed on this sequence: ${(err as Error).message}`);
       }
     };
     for (const { sequence, tokens } of step.prefill) {
@@ -153,6 +181,7 @@ export class StepOutputs {
   }
 
   private sampleNext(s: Sequence, rows: LogitRows, logitRow: number, frame: ActivationFrame | undefined, booked: Booked): void {
+    if (!Number.isFinite(rows.logSumExp[logitRow])) throw new NonFiniteLogits(s.request.switchPlan.entries.length > 0);
     const sampled = sampleToken(rowOf(rows, logitRow), s.samplingParams(), s, s.rng, s.scratch, rows.logSumExp[logitRow]);
     s.steps++;
     const { text, finished } = s.append(sampled.tokenId);

@@ -97,6 +97,30 @@ describe('super_weights over HTTP', () => {
     assert.ok(steps.some((s) => s.batchSize === variants.length && s.switchedRows === variants.length - 1), JSON.stringify(steps.slice(0, 5)));
     compared.states.forEach((state, i) => assert.deepEqual(state.tokens, solo[i]!.choices[0]!.logprobs.tokens, `state ${i}`));
   });
+
+  it('refuses a scale whose activations overflow float32 with a 400 naming the switch, and serves the next request as before', async () => {
+    const before = await complete(server);
+    // The planted weight times 1e37 is finite (the API takes it); the super activation it makes is not.
+    const post = (extra: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Response> =>
+      fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ model: server.modelId, prompt: PROMPT, max_tokens: 10, ...extra }),
+      });
+    for (const [extra, headers, param] of [
+      [{ super_weights: { scale: 1e37 } }, {}, 'super_weights'],
+      [{}, { 'X-Super-Weights': 'scale=1e37' }, 'X-Super-Weights'],
+    ] as const) {
+      const res = await post(extra, headers);
+      const body = (await res.json()) as { error: { param: string; message: string } };
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(body.error.param, param);
+      assert.match(body.error.message, /overflowed float32/);
+    }
+    const streamed = await (await post({ super_weights: { scale: 1e37 }, stream: true })).text();
+    assert.match(streamed, /"param":"super_weights"/);
+    assertSameGeneration(await complete(server), before);
+  });
 });
 
 interface Comparison {

@@ -1,6 +1,7 @@
 // A fault outside session.run fails only the sequences it concerns: a request the engine cannot read
-// is refused at submit, a sequence whose step output cannot be booked ends with an error, and the
-// engine (in-process and in its worker) keeps serving everyone else exactly.
+// is refused at submit, a sequence whose step output cannot be booked ends with an error, a sequence
+// whose switch overflows float32 leaves nothing in the KV row the next one gets, and the engine
+// (in-process and in its worker) keeps serving everyone else exactly.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EngineClient } from '../../src/engine/engine-client.js';
 import type { GenerationRequest, SequenceEvent } from '../../src/engine/protocol.js';
+import { switchPlan } from '../../src/model/switch-plan.js';
 import { generationRequest } from '../helpers/engine-harness.js';
 import { startEngine, type EngineRunner } from '../helpers/engine-runner.js';
 import { buildTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
@@ -69,6 +71,27 @@ describe('fault isolation', () => {
       assert.equal(client.alive, true);
     } finally {
       await client.close();
+    }
+  });
+
+  it('keeps a sequence whose switch overflows float32 out of the next sequence in its KV row', async () => {
+    const planted = buildTinyCheckpoint(path.join(root, 'sw'), { arch: 'llama', numLayers: 2, seed: 5, plantedSuperWeights: [{ layer: 0, row: 3, col: 5 }] });
+    const sw = planted.plantedSuperWeights[0]!;
+    const local = await startEngine({ modelDir: planted.dir, knownSuperWeights: [sw] });
+    try {
+      // The scaled weight itself is finite (2e38); the super activation it makes (about 30 times that) is not.
+      const overflow = generationRequest({ ...good('overflow'), switchPlan: switchPlan([{ ...sw, scale: 1e37 }]) });
+      for (const request of [good('first'), overflow, good('second')]) {
+        local.engine.submit(request);
+        await local.drain();
+      }
+      const ended = local.get('overflow').events.at(-1)!;
+      assert.ok(ended.type === 'error' && ended.kind === 'invalid_request' && ended.field === 'switch', `the overflowing sequence ends with a switch error: ${JSON.stringify(ended)}`);
+      assert.match(ended.message, /overflowed float32/);
+      assert.deepEqual(local.get('second').tokens, local.get('first').tokens);
+      assert.deepEqual(local.get('second').logprobs, local.get('first').logprobs);
+    } finally {
+      await local.engine.close();
     }
   });
 });

@@ -129,6 +129,33 @@ export function kvCacheContract(name: string, create: (geometry: KvGeometry) => 
       prefill(cache, 2, 2);
       assertHolds(cache, [[], ['2']], 2, 2);
     });
+
+    it('leaves no Inf or NaN of a sequence in a row it gave up (closed or moved), even past its length', () => {
+      const cache = create(GEOMETRY);
+      const overflowed = (tokens: [number, number][]): LayerKv[] =>
+        present(tokens).map(({ key, value }) => ({ key: key.map((x, i) => (i % 2 ? Infinity : NaN)), value: value.fill(-Infinity) }));
+      const allFinite = (groups: string[][], seq: string): boolean => {
+        const { order, views } = cache.arrange(groups, 8);
+        const g = order.findIndex((ids) => ids.includes(seq));
+        const row = order[g]!.indexOf(seq);
+        const stride = GEOMETRY.kvHeads * cache.slots * GEOMETRY.headDim;
+        return views[g]!.every((l) => [l.key, l.value].every((data) => data.subarray(row * stride, (row + 1) * stride).every(Number.isFinite)));
+      };
+      // Closed: the next sequence opened gets the same row.
+      cache.open('1');
+      cache.arrange([['1'], []], 8);
+      cache.write(overflowed([[1, 0], [1, 1], [1, 2]]), ['1', '1', '1'], Int32Array.from([0, 1, 2]));
+      cache.close('1');
+      prefill(cache, 2, 2);
+      assert.ok(allFinite([[], ['2']], '2'), 'the row sequence 1 left');
+      // Moved: sequence 3 overflows, then an arrangement moves it out of the row sequence 4 then takes.
+      prefill(cache, 3, 1);
+      cache.arrange([['3'], ['2']], 8);
+      cache.write(overflowed([[3, 1], [3, 2]]), ['3', '3'], Int32Array.from([1, 2]));
+      prefill(cache, 4, 2);
+      cache.arrange([['2', '4'], ['3']], 8);
+      assert.ok(allFinite([['2', '4'], ['3']], '4') && allFinite([['2', '4'], ['3']], '2'), 'the rows sequence 3 moved out of');
+    });
   });
 }
 

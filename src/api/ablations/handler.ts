@@ -57,8 +57,9 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
       );
       const refused = openings.find((o) => o.status === 'rejected');
       if (refused) {
-        // The engine ends the accepted states of a refused comparison; read them to that end.
-        for (const o of openings) if (o.status === 'fulfilled') for await (const _ of o.value.events);
+        // The engine ends the accepted states of a refused comparison with an error that only echoes
+        // the refusal; read them to that end and answer with the refusal itself.
+        for (const o of openings) if (o.status === 'fulfilled') await readToEnd(o.value.events);
         throw refused.reason;
       }
       const results = await Promise.all(openings.map((o) => collect((o as PromiseFulfilledResult<OpenedJob>).value)));
@@ -89,7 +90,6 @@ async function collect(opened: OpenedJob): Promise<RunResult> {
   const state = new ChoiceState();
   let scores: ComparisonScores | undefined;
   for await (const { event } of opened.events) {
-    if (event.type === 'error') throw new ApiError('engine_failure', event.message);
     if (event.type === 'finish') scores = event.comparison;
     state.apply(event);
   }
@@ -111,4 +111,13 @@ function describeState(state: ResolvedSwitch, result: RunResult): object {
     stop_word_mass: stopMass,
     mean_stop_word_mass: stopMass.length === 0 ? 0 : stopMass.reduce((a, b) => a + b, 0) / stopMass.length,
   };
+}
+
+/** Reads a refused comparison's other states until the engine ends them; their closing errors only echo the refusal. */
+async function readToEnd(events: AsyncGenerator<unknown>): Promise<void> {
+  try {
+    for await (const _ of events);
+  } catch {
+    return;
+  }
 }
