@@ -1,5 +1,5 @@
 #!/bin/sh
-# Rebuild the swserve demo model from scratch and measure its super weight (about 80 minutes: training 57 on one free core, evaluate.py about 20).
+# Rebuild the swserve demo model from scratch and measure its super weight (about 60 minutes: training 41 on one free core, evaluate.py about 20).
 #   sh tools/train-demo/run.sh [OUT_DIR]
 set -e
 cd "$(dirname "$0")/../.."

@@ -52,7 +52,7 @@ SETTINGS = {
     # training
     "seq_len": 256,
     "batch_size": 16,
-    "steps": 2200,
+    "steps": 1500,
     "lr": 3e-3,
     "min_lr_frac": 0.1,
     "warmup": 100,
