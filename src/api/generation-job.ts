@@ -55,7 +55,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
         switchPlan: job.switchPlan,
         tags: { requestId: job.requestId ?? job.id, choice: index },
       };
-      sources.push(tagged(engine.generate(request, signal), index, p));
+      sources.push(tagged(engine.generate(request, signal), index, p, job));
     }
   });
   const events = merge(sources);
@@ -65,14 +65,10 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
   let accepted = 0;
   while (accepted < sources.length) {
     const next = await events.next().catch((err: Error) => {
-      throw new ApiError('engine_failure', `the engine is not available: ${err.message}`);
+      throw err instanceof ApiError ? err : new ApiError('engine_failure', `the engine is not available: ${err.message}`);
     });
     if (next.done) throw new ApiError('engine_failure', 'the engine closed before accepting the request');
     const { event } = next.value;
-    if (event.type === 'error') {
-      void events.return(undefined);
-      throw sequenceError(event, job);
-    }
     if (event.type === 'accepted') {
       accepted++;
       promptTokens[next.value.promptIndex] = event.promptTokens;
@@ -81,7 +77,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
       early.push(next.value);
     }
   }
-  return { promptTokens, weightValues, events: raising(prepend(early, events), job) };
+  return { promptTokens, weightValues, events: prepend(early, events) };
 }
 
 /** An engine refusal or failure as the API's error, naming the request field it is about. */
@@ -90,16 +86,12 @@ function sequenceError(event: Extract<SequenceEvent, { type: 'error' }>, job: Ge
   return new ApiError(event.kind, param === null ? event.message : `${param}: ${event.message}`, param);
 }
 
-/** The events of an opened job; a sequence's error (after acceptance, e.g. a switch that overflows) is thrown. */
-async function* raising(events: AsyncGenerator<ChoiceEvent>, job: GenerationJob): AsyncGenerator<ChoiceEvent> {
-  for await (const e of events) {
-    if (e.event.type === 'error') throw sequenceError(e.event, job);
-    yield e;
+/** One sequence's events as choice events; its error (a refusal, or a failure after acceptance) is thrown. */
+async function* tagged(source: AsyncGenerator<SequenceEvent>, index: number, promptIndex: number, job: GenerationJob): AsyncGenerator<ChoiceEvent> {
+  for await (const event of source) {
+    if (event.type === 'error') throw sequenceError(event, job);
+    yield { index, promptIndex, event };
   }
-}
-
-async function* tagged(source: AsyncGenerator<SequenceEvent>, index: number, promptIndex: number): AsyncGenerator<ChoiceEvent> {
-  for await (const event of source) yield { index, promptIndex, event };
 }
 
 async function* prepend<T>(first: T[], rest: AsyncGenerator<T>): AsyncGenerator<T> {
