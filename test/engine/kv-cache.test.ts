@@ -133,7 +133,7 @@ export function kvCacheContract(name: string, create: (geometry: KvGeometry) => 
     it('leaves no Inf or NaN of a sequence in a row it gave up (closed or moved), even past its length', () => {
       const cache = create(GEOMETRY);
       const overflowed = (tokens: [number, number][]): LayerKv[] =>
-        present(tokens).map(({ key, value }) => ({ key: key.map((x, i) => (i % 2 ? Infinity : NaN)), value: value.fill(-Infinity) }));
+        present(tokens).map(({ key, value }) => ({ key: key.map((_, i) => (i % 2 ? Infinity : NaN)), value: value.fill(-Infinity) }));
       const allFinite = (groups: string[][], seq: string): boolean => {
         const { order, views } = cache.arrange(groups, 8);
         const g = order.findIndex((ids) => ids.includes(seq));
