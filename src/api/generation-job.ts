@@ -99,16 +99,28 @@ async function* prepend<T>(first: T[], rest: AsyncGenerator<T>): AsyncGenerator<
   yield* rest;
 }
 
-/** Interleaves several async generators in arrival order. */
+type Pulled<T> = { i: number; result: IteratorResult<T> } | { i: number; error: unknown };
+
+/** Interleaves several async generators in arrival order; a source's error is thrown when it is reached. */
 async function* merge<T>(sources: AsyncGenerator<T>[]): AsyncGenerator<T> {
-  const pending = new Map<number, Promise<{ i: number; result: IteratorResult<T> }>>();
+  const pending = new Map<number, Promise<Pulled<T>>>();
+  // Each source's next event is pulled ahead of the consumer; its failure is held as a value so it
+  // surfaces when the consumer gets to it, not as an unhandled rejection while nobody is reading.
   const pull = (i: number): void => {
-    pending.set(i, sources[i]!.next().then((result) => ({ i, result })));
+    pending.set(
+      i,
+      sources[i]!.next().then(
+        (result) => ({ i, result }),
+        (error: unknown) => ({ i, error }),
+      ),
+    );
   };
   sources.forEach((_, i) => pull(i));
   try {
     while (pending.size > 0) {
-      const { i, result } = await Promise.race(pending.values());
+      const pulled = await Promise.race(pending.values());
+      if ('error' in pulled) throw pulled.error;
+      const { i, result } = pulled;
       if (result.done) {
         pending.delete(i);
       } else {
