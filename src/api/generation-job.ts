@@ -82,7 +82,7 @@ export async function openJob(engine: EngineClient, job: GenerationJob, signal: 
 
 /** An engine refusal or failure as the API's error, naming the request field it is about. */
 function sequenceError(event: Extract<SequenceEvent, { type: 'error' }>, job: GenerationJob): ApiError {
-  const param = event.kind === 'engine_failure' ? null : event.field === 'switch' ? job.switchParam : job.promptParam;
+  const param = event.kind === 'engine_failure' || event.field === 'comparison' ? null : event.field === 'switch' ? job.switchParam : job.promptParam;
   return new ApiError(event.kind, param === null ? event.message : `${param}: ${event.message}`, param);
 }
 

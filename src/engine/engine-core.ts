@@ -228,7 +228,7 @@ export class EngineCore {
     const membership = request.comparison;
     const group = membership ? this.comparisonGroup(membership.group, membership.size) : undefined;
     if (group) group.seen++;
-    const problem = group?.failure ? { kind: 'invalid_request' as const, message: group.failure } : this.validate(request);
+    const problem = group?.failure ? { kind: 'invalid_request' as const, message: group.failure, field: 'comparison' as const } : this.validate(request);
     if ('kind' in problem) {
       if (group && !group.failure) this.failComparison(group, `state ${membership!.index} was refused: ${problem.message}`);
       this.emit([{ type: 'error', id: request.id, ...problem }]);
@@ -336,17 +336,28 @@ export class EngineCore {
   private fail(work: readonly Work[], message: string, fault?: BookingFault): void {
     if (!fault) this.options.onWarning?.(`engine step failed: ${message}`);
     const events: SequenceEvent[] = [];
-    const failed = new Set<Sequence>();
+    const kind = fault?.kind ?? 'engine_failure';
+    // A failing comparison member takes its group with it; the others' errors say which state failed,
+    // so the request is answered with the failing state's own error.
+    const failed = new Map<Sequence, SequenceEvent>();
     for (const w of work) {
       const group = w instanceof ScoringPass ? w.group : (w as Sequence).request.comparison ? this.comparisons.get((w as Sequence).request.comparison!.group) : undefined;
-      for (const s of group ? group.members : [w as Sequence]) failed.add(s);
+      const own = (s: Sequence): SequenceEvent => ({ type: 'error', id: s.id, kind, message, ...(fault?.field ? { field: fault.field } : {}) });
+      if (!group || w instanceof ScoringPass) {
+        for (const s of group ? group.members : [w as Sequence]) failed.set(s, own(s));
+      } else {
+        const echo = `state ${(w as Sequence).request.comparison!.index} failed: ${message}`;
+        for (const s of group.members) if (!failed.has(s)) failed.set(s, { type: 'error', id: s.id, kind, message: echo, field: 'comparison' });
+        failed.set(w as Sequence, own(w as Sequence));
+        group.failure = echo;
+      }
       if (group?.pass) this.scheduler.remove(group.pass.id);
-      if (group) group.failure = message;
+      if (group && w instanceof ScoringPass) group.failure = message;
     }
-    for (const s of failed) {
+    for (const [s, event] of failed) {
       this.scheduler.remove(s.id);
       this.kv.close(s.id);
-      events.push({ type: 'error', id: s.id, kind: fault?.kind ?? 'engine_failure', message, ...(fault?.field ? { field: fault.field } : {}) });
+      events.push(event);
     }
     for (const w of work) this.forgetComparisonOf(w);
     this.emit(events);
@@ -354,7 +365,7 @@ export class EngineCore {
 
   private failComparison(group: ComparisonGroup, message: string): void {
     group.failure = message;
-    const events: SequenceEvent[] = group.members.map((s) => ({ type: 'error', id: s.id, kind: 'invalid_request', message }));
+    const events: SequenceEvent[] = group.members.map((s) => ({ type: 'error', id: s.id, kind: 'invalid_request', message, field: 'comparison' }));
     for (const s of group.members) {
       this.scheduler.remove(s.id);
       this.kv.close(s.id);

@@ -150,9 +150,10 @@ export type SequenceEvent =
     }
   /**
    * The request itself is wrong (`invalid_request`, `context_length_exceeded`) or the engine could not
-   * serve it; `field` says which part of a wrong request (the prompt unless it is the switch plan).
+   * serve it; `field` says which part of a wrong request (the prompt unless it is the switch plan), or
+   * 'comparison' for a comparison member ended because another state was refused or failed.
    */
-  | { type: 'error'; id: string; kind: EngineErrorKind; message: string; field?: 'prompt' | 'switch' };
+  | { type: 'error'; id: string; kind: EngineErrorKind; message: string; field?: 'prompt' | 'switch' | 'comparison' };
 
 export interface StepStats {
   /** 'prefill' when the step fed prompt tokens (decodes may share it), else 'decode'. */

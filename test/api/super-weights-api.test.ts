@@ -119,6 +119,18 @@ describe('super_weights over HTTP', () => {
     }
     const streamed = await (await post({ super_weights: { scale: 1e37 }, stream: true })).text();
     assert.match(streamed, /"param":"super_weights"/);
+    // In a comparison every state ends with it; the error names the state that overflowed.
+    for (const states of [['on', { scale: 1e37 }], [{ scale: 1e37 }, 'off'], ['on', 'off', { scale: 1e37 }]]) {
+      const res = await fetch(`${server.url}/v1/ablations/compare`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: server.modelId, prompt: PROMPT, max_tokens: 4, states }),
+      });
+      const body = (await res.json()) as { error: { param: string; message: string } };
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(body.error.param, `states[${states.findIndex((s) => typeof s === 'object')}]`, JSON.stringify(states));
+      assert.match(body.error.message, /overflowed float32/);
+    }
     assertSameGeneration(await complete(server), before);
   });
 });

@@ -55,14 +55,15 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
           ),
         ),
       );
-      const refused = openings.find((o) => o.status === 'rejected');
-      if (refused) {
+      if (openings.some((o) => o.status === 'rejected')) {
         // The engine ends the accepted states of a refused comparison with an error that only echoes
         // the refusal; read them to that end and answer with the refusal itself.
         for (const o of openings) if (o.status === 'fulfilled') await readToEnd(o.value.events);
-        throw refused.reason;
+        throw ownFailure(openings);
       }
-      const results = await Promise.all(openings.map((o) => collect((o as PromiseFulfilledResult<OpenedJob>).value)));
+      const runs = await Promise.allSettled(openings.map((o) => collect((o as PromiseFulfilledResult<OpenedJob>).value)));
+      if (runs.some((r) => r.status === 'rejected')) throw ownFailure(runs);
+      const results = runs.map((r) => (r as PromiseFulfilledResult<RunResult>).value);
       res.json({
         id,
         object: 'ablation.comparison',
@@ -111,6 +112,15 @@ function describeState(state: ResolvedSwitch, result: RunResult): object {
     stop_word_mass: stopMass,
     mean_stop_word_mass: stopMass.length === 0 ? 0 : stopMass.reduce((a, b) => a + b, 0) / stopMass.length,
   };
+}
+
+/**
+ * The error of the state that was refused or failed. The engine ends the other states with an echo
+ * of it that names no request field, so a failure naming a field (states[i], prompt) is the state's own.
+ */
+function ownFailure(settled: readonly PromiseSettledResult<unknown>[]): unknown {
+  const reasons = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+  return reasons.find((r) => r instanceof ApiError && r.param !== null) ?? reasons[0];
 }
 
 /** Reads a refused comparison's other states until the engine ends them; their closing errors only echo the refusal. */
