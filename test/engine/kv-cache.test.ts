@@ -160,3 +160,49 @@ export function kvCacheContract(name: string, create: (geometry: KvGeometry) => 
 }
 
 kvCacheContract('HostKvCache', (geometry) => new HostKvCache(geometry));
+
+describe('HostKvCache holding float16 (GPU graphs)', () => {
+  // IEEE half bits: exponent all ones is Inf (mantissa 0) or NaN; 0x3c00 is 1.0.
+  const HALF_INF = 0x7c00;
+  const HALF_NAN = 0x7e00;
+  const HALF_ONE = 0x3c00;
+  const geometry: KvGeometry = { ...GEOMETRY, elements: 'float16' };
+  const halves = (tokens: number, bits: (i: number) => number): LayerKv[] =>
+    Array.from({ length: geometry.numLayers }, () => {
+      const make = (): Uint16Array => Uint16Array.from({ length: tokens * geometry.kvHeads * geometry.headDim }, (_, i) => bits(i));
+      return { key: make(), value: make() };
+    });
+  const rowBits = (cache: HostKvCache, seq: string): number[] => {
+    const { order, views } = cache.arrange([[], [seq]], 8);
+    const row = order[1]!.indexOf(seq);
+    const stride = geometry.kvHeads * cache.slots * geometry.headDim;
+    return views[1]!.flatMap((l) => [l.key, l.value].flatMap((data) => [...data.subarray(row * stride, (row + 1) * stride)]));
+  };
+
+  it('leaves no Inf or NaN bits of a sequence in the row it closed', () => {
+    const cache = new HostKvCache(geometry);
+    cache.open('1');
+    cache.arrange([[], ['1']], 3);
+    // Only a value element overflowed: the check reads the bits of keys and values alike.
+    const written = halves(3, () => HALF_ONE).map(({ key, value }) => ({ key, value: value.map((b, i) => (i === 4 ? HALF_NAN : i === 7 ? HALF_INF : b)) }));
+    cache.write(written, ['1', '1', '1'], Int32Array.from([0, 1, 2]));
+    cache.close('1');
+    cache.open('2');
+    cache.arrange([[], ['2']], 1);
+    cache.write(halves(1, () => HALF_ONE), ['2'], Int32Array.from([0]));
+    assert.ok(rowBits(cache, '2').every((b) => (b & HALF_INF) !== HALF_INF), 'the row sequence 1 left holds Inf or NaN');
+  });
+
+  it('keeps a finite sequence’s row as written when it closes', () => {
+    const cache = new HostKvCache(geometry);
+    cache.open('1');
+    cache.arrange([[], ['1']], 2);
+    cache.write(halves(2, (i) => HALF_ONE + i), ['1', '1'], Int32Array.from([0, 1]));
+    cache.close('1');
+    cache.open('2');
+    cache.arrange([[], ['2']], 1);
+    // The row is not cleared: sequence 1's second position is still there, past sequence 2's length.
+    const bits = rowBits(cache, '2');
+    assert.ok(bits.some((b) => b > HALF_ONE), 'a row left by a finite sequence was cleared (costs a fill per close)');
+  });
+});
