@@ -324,7 +324,8 @@ export class EngineCore {
         this.kv.close(s.id);
         events.push(this.outputs.finishEvent(s, 'abort'));
       }
-      this.forgetComparisonOf(w);
+      const group = this.groupOf(w);
+      if (group) this.endComparison(group, 'the comparison was cancelled');
     }
     this.emit(events);
   }
@@ -341,7 +342,7 @@ export class EngineCore {
     // so the request is answered with the failing state's own error.
     const failed = new Map<Sequence, SequenceEvent>();
     for (const w of work) {
-      const group = w instanceof ScoringPass ? w.group : (w as Sequence).request.comparison ? this.comparisons.get((w as Sequence).request.comparison!.group) : undefined;
+      const group = this.groupOf(w);
       const own = (s: Sequence): SequenceEvent => ({ type: 'error', id: s.id, kind, message, ...(fault?.field ? { field: fault.field } : {}) });
       if (!group || w instanceof ScoringPass) {
         for (const s of group ? group.members : [w as Sequence]) failed.set(s, own(s));
@@ -349,17 +350,16 @@ export class EngineCore {
         const echo = `state ${(w as Sequence).request.comparison!.index} failed: ${message}`;
         for (const s of group.members) if (!failed.has(s)) failed.set(s, { type: 'error', id: s.id, kind, message: echo, field: 'comparison' });
         failed.set(w as Sequence, own(w as Sequence));
-        group.failure = echo;
+        this.endComparison(group, echo);
       }
       if (group?.pass) this.scheduler.remove(group.pass.id);
-      if (group && w instanceof ScoringPass) group.failure = message;
+      if (group && w instanceof ScoringPass) this.endComparison(group, message);
     }
     for (const [s, event] of failed) {
       this.scheduler.remove(s.id);
       this.kv.close(s.id);
       events.push(event);
     }
-    for (const w of work) this.forgetComparisonOf(w);
     this.emit(events);
   }
 
@@ -374,9 +374,19 @@ export class EngineCore {
     this.emit(events);
   }
 
-  private forgetComparisonOf(work: Work): void {
-    const id = work instanceof ScoringPass ? work.group.id : (work as Sequence).request.comparison?.group;
-    if (id !== undefined) this.comparisons.delete(id);
+  private groupOf(work: Work): ComparisonGroup | undefined {
+    if (work instanceof ScoringPass) return work.group;
+    const membership = (work as Sequence).request.comparison;
+    return membership ? this.comparisons.get(membership.group) : undefined;
+  }
+
+  /**
+   * A comparison that failed or was cancelled is remembered until every member has been submitted:
+   * a member admitted after its group was forgotten would start a new group that never completes.
+   */
+  private endComparison(group: ComparisonGroup, failure: string): void {
+    group.failure ??= failure;
+    this.forgetComparisonIfSettled(group);
   }
 
   /** A failed comparison is dropped once all its members have been submitted. */

@@ -94,4 +94,39 @@ describe('fault isolation', () => {
       await local.engine.close();
     }
   });
+
+  // The API submits every state of a comparison at once, but the worker may run a step between two
+  // submits: a state that fails or is cancelled in it must not leave the later states waiting forever.
+  it('refuses the later states of a comparison whose first state failed or was cancelled before they arrived', async () => {
+    const planted = buildTinyCheckpoint(path.join(root, 'cmp'), { arch: 'llama', numLayers: 2, seed: 5, plantedSuperWeights: [{ layer: 0, row: 3, col: 5 }] });
+    const sw = planted.plantedSuperWeights[0]!;
+    const local = await startEngine({ modelDir: planted.dir, knownSuperWeights: [sw] });
+    try {
+      const member = (group: string, index: number, plan = switchPlan([])): GenerationRequest =>
+        generationRequest({ ...good(`${group}-${index}`), switchPlan: plan, comparison: { group, index, size: 2, stopWordIds: [] } });
+      local.engine.submit(member('failed', 0, switchPlan([{ ...sw, scale: 1e37 }])));
+      await local.drain();
+      local.engine.submit(member('cancelled', 0));
+      await local.drain(1);
+      local.engine.cancel('cancelled-0');
+      await local.drain();
+      for (const group of ['failed', 'cancelled']) {
+        local.engine.submit(member(group, 1));
+        await local.drain();
+        const events = local.get(`${group}-1`).events;
+        assert.deepEqual(events.map((e) => e.type), ['error'], `${group}: ${JSON.stringify(events)}`);
+        assert.ok(events[0]!.type === 'error' && events[0]!.field === 'comparison', JSON.stringify(events[0]));
+      }
+      const echo = local.get('failed-1').events[0]!;
+      assert.ok(echo.type === 'error' && /^state 0 failed: .*overflowed float32/.test(echo.message), JSON.stringify(echo));
+      assert.equal(local.engine.hasWork, false, 'nothing is left waiting in the scheduler');
+      // Once every state has been seen the group is forgotten: the same id starts afresh.
+      local.engine.submit(member('failed', 0));
+      local.engine.submit(member('failed', 1));
+      await local.drain();
+      for (const index of [0, 1]) assert.equal(local.get(`failed-${index}`).events.at(-1)!.type, 'finish', `state ${index} of the new comparison`);
+    } finally {
+      await local.engine.close();
+    }
+  });
 });

@@ -56,13 +56,13 @@ export function ablationCompareHandler(ctx: ApiContext): RequestHandler {
         ),
       );
       if (openings.some((o) => o.status === 'rejected')) {
-        // The engine ends the accepted states of a refused comparison with an error that only echoes
-        // the refusal; read them to that end and answer with the refusal itself.
-        for (const o of openings) if (o.status === 'fulfilled') await readToEnd(o.value.events);
-        throw ownFailure(openings);
+        // The engine ends the other states of a refused comparison (or of one whose state failed before
+        // the last was submitted) with an error that echoes it; read them to that end, answer with it.
+        const ended = await Promise.all(openings.map((o) => (o.status === 'rejected' ? o.reason : readToEnd(o.value.events))));
+        throw ownFailure(ended);
       }
       const runs = await Promise.allSettled(openings.map((o) => collect((o as PromiseFulfilledResult<OpenedJob>).value)));
-      if (runs.some((r) => r.status === 'rejected')) throw ownFailure(runs);
+      if (runs.some((r) => r.status === 'rejected')) throw ownFailure(runs.map((r) => (r.status === 'rejected' ? r.reason : undefined)));
       const results = runs.map((r) => (r as PromiseFulfilledResult<RunResult>).value);
       res.json({
         id,
@@ -118,16 +118,17 @@ function describeState(state: ResolvedSwitch, result: RunResult): object {
  * The error of the state that was refused or failed. The engine ends the other states with an echo
  * of it that names no request field, so a failure naming a field (states[i], prompt) is the state's own.
  */
-function ownFailure(settled: readonly PromiseSettledResult<unknown>[]): unknown {
-  const reasons = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
-  return reasons.find((r) => r instanceof ApiError && r.param !== null) ?? reasons[0];
+function ownFailure(errors: readonly unknown[]): unknown {
+  const thrown = errors.filter((e) => e !== undefined);
+  return thrown.find((e) => e instanceof ApiError && e.param !== null) ?? thrown[0];
 }
 
-/** Reads a refused comparison's other states until the engine ends them; their closing errors only echo the refusal. */
-async function readToEnd(events: AsyncGenerator<unknown>): Promise<void> {
+/** Reads a state of a refused comparison until the engine ends it; returns the error it ended with. */
+async function readToEnd(events: AsyncGenerator<unknown>): Promise<unknown> {
   try {
     for await (const _ of events);
-  } catch {
-    return;
+    return undefined;
+  } catch (err) {
+    return err;
   }
 }
