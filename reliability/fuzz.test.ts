@@ -5,6 +5,7 @@
 // an error frame; the process must stay up, and a greedy request must give the same text afterwards.
 // SWSERVE_FUZZ_SEED and SWSERVE_FUZZ_CASES change the run.
 import assert from 'node:assert/strict';
+import type http from 'node:http';
 import net from 'node:net';
 import { after, before, it } from 'node:test';
 import { mulberry32 } from '../test/helpers/tiny-checkpoint.js';
@@ -105,6 +106,18 @@ function frameAnswer(socket: net.Socket, initial: Buffer): Promise<string | unde
   });
 }
 
+/** Why a 503 from /ready is not its documented "full" answer (Retry-After and the admission numbers). */
+function fullReadinessProblem(headers: http.IncomingHttpHeaders, body: string): string | undefined {
+  if (headers['retry-after'] === undefined) return '/ready answered 503 without Retry-After';
+  try {
+    const ready = JSON.parse(body) as { status?: string; sequences_in_flight?: number; capacity?: number };
+    if (ready.status === 'full' && typeof ready.sequences_in_flight === 'number' && typeof ready.capacity === 'number') return undefined;
+  } catch {
+    // Reported below with the body.
+  }
+  return `/ready answered 503 with ${body.slice(0, 200)}`;
+}
+
 async function run(url: string, c: FuzzCase): Promise<Outcome> {
   if (c.kind === 'http') {
     const res = await exchange(url, c.request);
@@ -124,6 +137,8 @@ async function run(url: string, c: FuzzCase): Promise<Outcome> {
       }
       return { answer: '2xx' };
     }
+    // The fuzzer's own concurrent requests can fill the server; /ready then says so (documented overload).
+    if (c.request.path === '/ready' && res.status === 503) return { answer: '503', problem: fullReadinessProblem(res.headers, body) };
     return { answer: `${res.status}`, problem: envelopeProblem(res.status, body) };
   }
   if (c.kind === 'raw' || c.kind === 'ws-upgrade') {
