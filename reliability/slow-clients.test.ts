@@ -23,7 +23,8 @@ const SAMPLE_MS = 2000;
 // socket) and 4 streams x 1 MiB, ~19 MiB, plus allocator slack. Before the byte bounds, one pong-forging
 // client grew the server by ~94 MiB a minute.
 const RSS_GROWTH_BOUND = 64 * MIB;
-// No steady growth: the last third of the samples stays this close to the middle third.
+// No steady growth: the last third of the samples stays this close to the middle third, or to the
+// warm-up's peak when the middle third dipped below it (a collection; seen at -16 MiB on a loaded machine).
 const RSS_DRIFT_BOUND = 16 * MIB;
 const WAIT_MS = 60_000;
 
@@ -133,7 +134,8 @@ it('never-reading and pong-forging WebSocket clients and never-reading SSE clien
   figure('slow clients frames dropped', dropped);
   figure('slow clients unread streams', `ended ${drained} ms after the traffic stopped; their connections closed by the server ${streamsDroppedAfter} ms after that (idle timeout ${IDLE_TIMEOUT_SECONDS} s)`);
   assert.ok(peak - baseline < RSS_GROWTH_BOUND, `RSS grew by ${mib(peak - baseline)}`);
-  assert.ok(mean(slow.slice(2 * third)) - mean(slow.slice(third, 2 * third)) < RSS_DRIFT_BOUND, 'RSS keeps growing');
+  const driftFrom = Math.max(mean(slow.slice(third, 2 * third)), baseline);
+  assert.ok(mean(slow.slice(2 * third)) - driftFrom < RSS_DRIFT_BOUND, `RSS keeps growing: last third ${mib(mean(slow.slice(2 * third)))} against ${mib(driftFrom)}`);
   assert.ok(dropped > 0, 'frames were dropped for the clients that do not read');
   assert.ok(withSlow >= idleSockets + PAUSED_WS + FORGING_WS, 'the WebSocket clients were connected');
 
