@@ -334,7 +334,7 @@ export class EngineCore {
    * Ends these sequences with an engine error (a comparison: all its members); the engine keeps serving
    * the others. Sequences waiting to share a failed one's prefill go back to the queue and compute it.
    */
-  private fail(work: readonly Work[], message: string, fault?: BookingFault): void {
+  private fail(work: readonly Work[], message: string, fault?: BookingFault): ReadonlySet<string> {
     if (!fault) this.options.onWarning?.(`engine step failed: ${message}`);
     const events: SequenceEvent[] = [];
     const kind = fault?.kind ?? 'engine_failure';
@@ -361,6 +361,7 @@ export class EngineCore {
       events.push(event);
     }
     this.emit(events);
+    return new Set([...failed.keys()].map((s) => s.id));
   }
 
   private failComparison(group: ComparisonGroup, message: string): void {

@@ -193,8 +193,12 @@ export class Scheduler<S extends Schedulable> {
     this.held.delete(id);
     const orphans = this.followers.get(id);
     if (orphans) {
+      // A leader can leave after its followers copied its prompt (in the step that computed it, when
+      // its comparison fails there): those have their prompt in the cache and run; the rest queue again.
       this.followers.delete(id);
-      this.waiting.unshift(...orphans.filter((s) => !s.cancelled));
+      const live = orphans.filter((s) => !s.cancelled);
+      this.running.push(...live.filter((s) => s.computed >= s.promptLength));
+      this.waiting.unshift(...live.filter((s) => s.computed < s.promptLength));
     }
     for (const list of this.followers.values()) at(list);
   }

@@ -78,22 +78,24 @@ export class StepOutputs {
     rowIndex: Map<string, number>,
     out: StepFetches,
     decodeFrames: boolean,
-    fail: (work: Work, message: string, fault?: BookingFault) => void,
+    /** Ends the work (a comparison member: its whole group) and returns the ids of the sequences it ended. */
+    fail: (work: Work, message: string, fault?: BookingFault) => ReadonlySet<string>,
   ): Booked {
     const booked: Booked = { events: [], finished: new Set(), held: [], closed: [] };
     const view: StepView = { packed, rowIndex, rows: { logits: out.logits, logSumExp: out.logitsLogSumExp, vocabSize: this.info.vocabSize }, taps: out.taps, decodeFrames };
     const guarded = (work: Work, body: () => void): void => {
-      const mark = booked.events.length;
       try {
         body();
       } catch (err) {
-        const ids = new Set(work instanceof ScoringPass ? work.members.map((m) => m.id) : [work.id]);
-        booked.events.splice(mark, booked.events.length - mark, ...booked.events.slice(mark).filter((e) => !ids.has(e.id)));
-        for (const id of ids) booked.finished.delete(id);
-        booked.held = booked.held.filter((s) => !ids.has(s.id));
-        booked.closed = booked.closed.filter((id) => !ids.has(id));
-        if (err instanceof NonFiniteLogits) fail(work, err.message, err.switched ? { kind: 'invalid_request', field: 'switch' } : undefined);
-        else fail(work, `the engine failed on this sequence: ${(err as Error).message}`);
+        const ended =
+          err instanceof NonFiniteLogits
+            ? fail(work, err.message, err.switched ? { kind: 'invalid_request', field: 'switch' } : undefined)
+            : fail(work, `the engine failed on this sequence: ${(err as Error).message}`);
+        // What this step booked for them before (a comparison's other members may come earlier) is void.
+        booked.events = booked.events.filter((e) => !ended.has(e.id));
+        for (const id of ended) booked.finished.delete(id);
+        booked.held = booked.held.filter((s) => !ended.has(s.id));
+        booked.closed = booked.closed.filter((id) => !ended.has(id));
       }
     };
     for (const { sequence, tokens } of step.prefill) {
@@ -152,6 +154,7 @@ export class StepOutputs {
   /** A follower takes a copy of its leader's prompt cache and samples from the same last logits. */
   private follow(leader: Sequence, f: Sequence, view: StepView, booked: Booked): void {
     this.kv.fork(leader.id, f.id, leader.promptLength);
+    f.computed = f.promptLength;
     f.adoptPrefill(leader);
     this.completePrompt(f, view, this.lastLogit(view, leader.id), booked);
   }

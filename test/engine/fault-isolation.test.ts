@@ -129,4 +129,32 @@ describe('fault isolation', () => {
       await local.engine.close();
     }
   });
+
+  // In one step: state 0 computes the prompt two other requests share (they copy its cache), then
+  // state 1 overflows and takes state 0 with it. The copies have their prompt and run on; before, they
+  // were queued again with a cache row, and the second copied the first's, which has one already.
+  it('keeps the sequences that copied a failing comparison member’s prompt in the same step, and voids what it booked for the member', async () => {
+    const planted = buildTinyCheckpoint(path.join(root, 'shared'), { arch: 'llama', numLayers: 2, seed: 5, plantedSuperWeights: [{ layer: 0, row: 3, col: 5 }] });
+    const sw = planted.plantedSuperWeights[0]!;
+    const local = await startEngine({ modelDir: planted.dir, knownSuperWeights: [sw] });
+    try {
+      local.engine.submit(good('solo'));
+      await local.drain();
+      const member = (index: number, plan = switchPlan([])): GenerationRequest =>
+        generationRequest({ ...good(`cmp-${index}`), switchPlan: plan, comparison: { group: 'cmp', index, size: 2, stopWordIds: [] } });
+      for (const request of [member(0), member(1, switchPlan([{ ...sw, scale: 1e37 }])), good('copy-a'), good('copy-b')]) local.engine.submit(request);
+      await local.drain();
+      for (const id of ['copy-a', 'copy-b']) {
+        const events = local.get(id).events;
+        assert.equal(events.at(-1)!.type, 'finish', `${id}: ${JSON.stringify(events.at(-1))}`);
+        assert.deepEqual(local.get(id).tokens, local.get('solo').tokens, id);
+      }
+      const state0 = local.get('cmp-0').events;
+      assert.ok(state0.at(-1)!.type === 'error', `state 0 ends with its group's error: ${JSON.stringify(state0.at(-1))}`);
+      assert.ok(!state0.some((e) => e.type === 'token'), 'the token booked for state 0 before its group failed is not sent');
+      assert.equal(local.engine.hasWork, false, 'nothing is left in the scheduler');
+    } finally {
+      await local.engine.close();
+    }
+  });
 });
