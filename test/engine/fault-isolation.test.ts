@@ -1,7 +1,8 @@
 // A fault outside session.run fails only the sequences it concerns: a request the engine cannot read
 // is refused at submit, a sequence whose step output cannot be booked ends with an error, a sequence
-// whose switch overflows float32 leaves nothing in the KV row the next one gets, and the engine
-// (in-process and in its worker) keeps serving everyone else exactly.
+// whose switch overflows float32 leaves nothing in the KV row the next one gets, a comparison that
+// fails takes only its own states with it, and the engine (in-process and in its worker) keeps
+// serving everyone else exactly.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EngineClient } from '../../src/engine/engine-client.js';
 import type { GenerationRequest, SequenceEvent } from '../../src/engine/protocol.js';
-import { switchPlan } from '../../src/model/switch-plan.js';
+import { switchPlan, type SwitchPlan } from '../../src/model/switch-plan.js';
 import { generationRequest } from '../helpers/engine-harness.js';
 import { startEngine, type EngineRunner } from '../helpers/engine-runner.js';
 import { buildTinyCheckpoint } from '../helpers/tiny-checkpoint.js';
@@ -31,6 +32,25 @@ const good = (id: string): GenerationRequest => generationRequest({ id, prompt: 
 // What a caller that bypasses the API could send across the worker boundary.
 const unreadable = (id: string): GenerationRequest => ({ ...good(id), sampling: { ...good(id).sampling, logitBias: {} as unknown as Map<number, number> } });
 const unbookable = (id: string): GenerationRequest => ({ ...good(id), stopTokenIds: null as unknown as number[] });
+
+/**
+ * Runs `body` on an engine over a checkpoint with a planted super weight; `overflow` scales it by 1e37:
+ * the scaled weight is finite (2e38), the super activation it makes (about 30 times that) is not.
+ */
+async function withPlantedEngine(name: string, body: (local: EngineRunner, overflow: SwitchPlan) => Promise<void>): Promise<void> {
+  const planted = buildTinyCheckpoint(path.join(root, name), { arch: 'llama', numLayers: 2, seed: 5, plantedSuperWeights: [{ layer: 0, row: 3, col: 5 }] });
+  const sw = planted.plantedSuperWeights[0]!;
+  const local = await startEngine({ modelDir: planted.dir, knownSuperWeights: [sw] });
+  try {
+    await body(local, switchPlan([{ ...sw, scale: 1e37 }]));
+  } finally {
+    await local.engine.close();
+  }
+}
+
+/** State `index` of a two-state comparison `group`, on the good prompt. */
+const member = (group: string, index: number, plan = switchPlan([])): GenerationRequest =>
+  generationRequest({ ...good(`${group}-${index}`), switchPlan: plan, comparison: { group, index, size: 2, stopWordIds: [] } });
 
 describe('fault isolation', () => {
   it('refuses a request it cannot read and serves the others', async () => {
@@ -75,12 +95,8 @@ describe('fault isolation', () => {
   });
 
   it('keeps a sequence whose switch overflows float32 out of the next sequence in its KV row', async () => {
-    const planted = buildTinyCheckpoint(path.join(root, 'sw'), { arch: 'llama', numLayers: 2, seed: 5, plantedSuperWeights: [{ layer: 0, row: 3, col: 5 }] });
-    const sw = planted.plantedSuperWeights[0]!;
-    const local = await startEngine({ modelDir: planted.dir, knownSuperWeights: [sw] });
-    try {
-      // The scaled weight itself is finite (2e38); the super activation it makes (about 30 times that) is not.
-      const overflow = generationRequest({ ...good('overflow'), switchPlan: switchPlan([{ ...sw, scale: 1e37 }]) });
+    await withPlantedEngine('sw', async (local, plan) => {
+      const overflow = generationRequest({ ...good('overflow'), switchPlan: plan });
       for (const request of [good('first'), overflow, good('second')]) {
         local.engine.submit(request);
         await local.drain();
@@ -90,21 +106,14 @@ describe('fault isolation', () => {
       assert.match(ended.message, /overflowed float32/);
       assert.deepEqual(local.get('second').tokens, local.get('first').tokens);
       assert.deepEqual(local.get('second').logprobs, local.get('first').logprobs);
-    } finally {
-      await local.engine.close();
-    }
+    });
   });
 
   // The API submits every state of a comparison at once, but the worker may run a step between two
   // submits: a state that fails or is cancelled in it must not leave the later states waiting forever.
   it('refuses the later states of a comparison whose first state failed or was cancelled before they arrived', async () => {
-    const planted = buildTinyCheckpoint(path.join(root, 'cmp'), { arch: 'llama', numLayers: 2, seed: 5, plantedSuperWeights: [{ layer: 0, row: 3, col: 5 }] });
-    const sw = planted.plantedSuperWeights[0]!;
-    const local = await startEngine({ modelDir: planted.dir, knownSuperWeights: [sw] });
-    try {
-      const member = (group: string, index: number, plan = switchPlan([])): GenerationRequest =>
-        generationRequest({ ...good(`${group}-${index}`), switchPlan: plan, comparison: { group, index, size: 2, stopWordIds: [] } });
-      local.engine.submit(member('failed', 0, switchPlan([{ ...sw, scale: 1e37 }])));
+    await withPlantedEngine('cmp', async (local, overflow) => {
+      local.engine.submit(member('failed', 0, overflow));
       await local.drain();
       local.engine.submit(member('cancelled', 0));
       await local.drain(1);
@@ -125,24 +134,17 @@ describe('fault isolation', () => {
       local.engine.submit(member('failed', 1));
       await local.drain();
       for (const index of [0, 1]) assert.equal(local.get(`failed-${index}`).events.at(-1)!.type, 'finish', `state ${index} of the new comparison`);
-    } finally {
-      await local.engine.close();
-    }
+    });
   });
 
   // In one step: state 0 computes the prompt two other requests share (they copy its cache), then
   // state 1 overflows and takes state 0 with it. The copies have their prompt and run on; before, they
   // were queued again with a cache row, and the second copied the first's, which has one already.
   it('keeps the sequences that copied a failing comparison member’s prompt in the same step, and voids what it booked for the member', async () => {
-    const planted = buildTinyCheckpoint(path.join(root, 'shared'), { arch: 'llama', numLayers: 2, seed: 5, plantedSuperWeights: [{ layer: 0, row: 3, col: 5 }] });
-    const sw = planted.plantedSuperWeights[0]!;
-    const local = await startEngine({ modelDir: planted.dir, knownSuperWeights: [sw] });
-    try {
+    await withPlantedEngine('shared', async (local, overflow) => {
       local.engine.submit(good('solo'));
       await local.drain();
-      const member = (index: number, plan = switchPlan([])): GenerationRequest =>
-        generationRequest({ ...good(`cmp-${index}`), switchPlan: plan, comparison: { group: 'cmp', index, size: 2, stopWordIds: [] } });
-      for (const request of [member(0), member(1, switchPlan([{ ...sw, scale: 1e37 }])), good('copy-a'), good('copy-b')]) local.engine.submit(request);
+      for (const request of [member('cmp', 0), member('cmp', 1, overflow), good('copy-a'), good('copy-b')]) local.engine.submit(request);
       await local.drain();
       for (const id of ['copy-a', 'copy-b']) {
         const events = local.get(id).events;
@@ -153,8 +155,6 @@ describe('fault isolation', () => {
       assert.ok(state0.at(-1)!.type === 'error', `state 0 ends with its group's error: ${JSON.stringify(state0.at(-1))}`);
       assert.ok(!state0.some((e) => e.type === 'token'), 'the token booked for state 0 before its group failed is not sent');
       assert.equal(local.engine.hasWork, false, 'nothing is left in the scheduler');
-    } finally {
-      await local.engine.close();
-    }
+    });
   });
 });
