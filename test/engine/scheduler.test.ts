@@ -138,6 +138,20 @@ describe('Scheduler', () => {
     assert.equal(s.find('lead'), undefined);
   });
 
+  it('runs the followers that already copied a leader’s prompt when the leader leaves in that step', () => {
+    const s = new Scheduler<Fake>(limits(8, 64));
+    const [leader, copied, waiting] = [seq('lead', 10, 5, { prompt: 'p' }), seq('copied', 10, 5, { prompt: 'p' }), seq('waiting', 10, 5, { prompt: 'p' })];
+    for (const q of [leader, copied, waiting]) s.add(q);
+    const step = s.schedule();
+    assert.deepEqual(step.prefill.map((c) => c.sequence.id), ['lead']);
+    // The booking copied the prompt to one follower, then the leader failed (its comparison did).
+    copied.computed = copied.promptLength;
+    s.remove('lead');
+    const next = s.schedule();
+    assert.deepEqual(next.decode.map((q) => q.id), ['copied']);
+    assert.deepEqual(next.prefill.map((c) => [c.sequence.id, c.tokens]), [['waiting', 10]]);
+  });
+
   it('holds finished rows until resumed as one lockstep sequence', () => {
     const s = new Scheduler<Fake>(limits(3, 16));
     const [a, b] = [seq('a', 2, 1), seq('b', 2, 1)];
