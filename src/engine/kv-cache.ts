@@ -140,11 +140,13 @@ export class HostKvCache implements KvCache {
   write(present: readonly LayerKv[], ids: readonly string[], positions: Int32Array): void {
     const { kvHeads, headDim } = this.geometry;
     const slots = this.slotCapacity;
-    const rows = ids.map((id) => this.rowOf.get(id)!);
+    // A sequence closed while its step ran (its comparison refused by a submit meanwhile) has no row.
+    const rows = ids.map((id) => this.rowOf.get(id));
     const token = kvHeads * headDim;
     this.layers.forEach((layer, l) => {
       const { key, value } = present[l]!;
       for (let i = 0; i < ids.length; i++) {
+        if (rows[i] === undefined) continue;
         // x * 0 is 0 for a finite float32 and NaN for Inf or NaN: summed during the copy, the check
         // costs nothing measurable. float16 data are bits, checked after the copy.
         let poison = 0;
@@ -163,7 +165,9 @@ export class HostKvCache implements KvCache {
         if (poison !== 0 || !halvesOk) this.nonFinite.add(ids[i]!);
       }
     });
-    ids.forEach((id, i) => this.lengths.set(id, Math.max(this.length(id), positions[i]! + 1)));
+    ids.forEach((id, i) => {
+      if (rows[i] !== undefined) this.lengths.set(id, Math.max(this.length(id), positions[i]! + 1));
+    });
   }
 
   private views(from: number, end: number): LayerKv[] {

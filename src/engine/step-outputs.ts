@@ -83,7 +83,12 @@ export class StepOutputs {
   ): Booked {
     const booked: Booked = { events: [], finished: new Set(), held: [], closed: [] };
     const view: StepView = { packed, rowIndex, rows: { logits: out.logits, logSumExp: out.logitsLogSumExp, vocabSize: this.info.vocabSize }, taps: out.taps, decodeFrames };
+    // Sequences a failure ended during this booking (a comparison's other members too): whatever the
+    // step computed for them, before or after the failure, is not booked. Nor is it for sequences that
+    // left while the step ran (a submit refusing their comparison is handled during session.run).
+    const voided = new Set<string>();
     const guarded = (work: Work, body: () => void): void => {
+      if (voided.has(work.id) || !this.scheduler.find(work.id)) return;
       try {
         body();
       } catch (err) {
@@ -91,7 +96,7 @@ export class StepOutputs {
           err instanceof NonFiniteLogits
             ? fail(work, err.message, err.switched ? { kind: 'invalid_request', field: 'switch' } : undefined)
             : fail(work, `the engine failed on this sequence: ${(err as Error).message}`);
-        // What this step booked for them before (a comparison's other members may come earlier) is void.
+        for (const id of ended) voided.add(id);
         booked.events = booked.events.filter((e) => !ended.has(e.id));
         for (const id of ended) booked.finished.delete(id);
         booked.held = booked.held.filter((s) => !ended.has(s.id));
@@ -106,7 +111,7 @@ export class StepOutputs {
       let completed = false;
       guarded(sequence, () => (completed = this.promptChunk(sequence, tokens, view, booked)));
       // Each follower books on its own, so one that fails takes nobody with it.
-      if (completed) for (const f of this.scheduler.followersOf(sequence.id) as Sequence[]) guarded(f, () => this.follow(sequence, f, view, booked));
+      if (completed) for (const f of [...this.scheduler.followersOf(sequence.id)] as Sequence[]) guarded(f, () => this.follow(sequence, f, view, booked));
     }
     for (const s of step.decode) guarded(s, () => this.decodeToken(s as Sequence, view, booked));
     return booked;

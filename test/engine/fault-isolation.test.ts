@@ -157,4 +157,21 @@ describe('fault isolation', () => {
       assert.equal(local.engine.hasWork, false, 'nothing is left in the scheduler');
     });
   });
+
+  // A submit is handled while a step awaits session.run: one refusing a comparison ends the state
+  // that step is computing, and the step must not bring it back when it books its output.
+  it('does not book a comparison state that a submit refused its group while the step ran', async () => {
+    await withPlantedEngine('refused-mid-step', async (local, overflow) => {
+      const unrepresentable = switchPlan(overflow.entries.map((e) => ({ ...e, scale: 1e39 })));
+      local.engine.submit({ ...member('mid', 0), maxTokens: 1 });
+      const step = local.engine.step();
+      local.engine.submit(member('mid', 1, unrepresentable));
+      await step;
+      await local.drain();
+      const state0 = local.get('mid-0').events;
+      assert.equal(state0.at(-1)!.type, 'error', JSON.stringify(state0));
+      assert.ok(!state0.some((e) => e.type === 'token'), 'no token booked after the refusal');
+      assert.equal(local.engine.hasWork, false, 'the refused state is not held');
+    });
+  });
 });
