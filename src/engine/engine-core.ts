@@ -186,7 +186,7 @@ export class EngineCore {
       return;
     }
     work.cancelled = true;
-    const group = work instanceof Sequence && work.request.comparison ? this.comparisons.get(work.request.comparison.group) : undefined;
+    const group = this.groupOf(work);
     for (const member of group?.members ?? []) member.cancelled = true;
     if (group?.pass) group.pass.cancelled = true;
   }

@@ -96,9 +96,11 @@ export class StepOutputs {
           err instanceof NonFiniteLogits
             ? fail(work, err.message, err.switched ? { kind: 'invalid_request', field: 'switch' } : undefined)
             : fail(work, `the engine failed on this sequence: ${(err as Error).message}`);
-        for (const id of ended) voided.add(id);
+        for (const id of ended) {
+          voided.add(id);
+          booked.finished.delete(id);
+        }
         booked.events = booked.events.filter((e) => !ended.has(e.id));
-        for (const id of ended) booked.finished.delete(id);
         booked.held = booked.held.filter((s) => !ended.has(s.id));
         booked.closed = booked.closed.filter((id) => !ended.has(id));
       }

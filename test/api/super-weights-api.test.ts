@@ -101,35 +101,23 @@ describe('super_weights over HTTP', () => {
   it('refuses a scale whose activations overflow float32 with a 400 naming the switch, and serves the next request as before', async () => {
     const before = await complete(server);
     // The planted weight times 1e37 is finite (the API takes it); the super activation it makes is not.
-    const post = (extra: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Response> =>
-      fetch(`${server.url}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
-        body: JSON.stringify({ model: server.modelId, prompt: PROMPT, max_tokens: 10, ...extra }),
-      });
+    const assertRefused = async (res: Response, param: string, what: string): Promise<void> => {
+      const body = (await res.json()) as { error: { param: string; message: string } };
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(body.error.param, param, what);
+      assert.match(body.error.message, /overflowed float32/);
+    };
     for (const [extra, headers, param] of [
       [{ super_weights: { scale: 1e37 } }, {}, 'super_weights'],
       [{}, { 'X-Super-Weights': 'scale=1e37' }, 'X-Super-Weights'],
     ] as const) {
-      const res = await post(extra, headers);
-      const body = (await res.json()) as { error: { param: string; message: string } };
-      assert.equal(res.status, 400, JSON.stringify(body));
-      assert.equal(body.error.param, param);
-      assert.match(body.error.message, /overflowed float32/);
+      await assertRefused(await post('/v1/completions', { max_tokens: 10, ...extra }, headers), param, param);
     }
-    const streamed = await (await post({ super_weights: { scale: 1e37 }, stream: true })).text();
+    const streamed = await (await post('/v1/completions', { max_tokens: 10, super_weights: { scale: 1e37 }, stream: true })).text();
     assert.match(streamed, /"param":"super_weights"/);
     // In a comparison every state ends with it; the error names the state that overflowed.
     for (const states of [['on', { scale: 1e37 }], [{ scale: 1e37 }, 'off'], ['on', 'off', { scale: 1e37 }]]) {
-      const res = await fetch(`${server.url}/v1/ablations/compare`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: server.modelId, prompt: PROMPT, max_tokens: 4, states }),
-      });
-      const body = (await res.json()) as { error: { param: string; message: string } };
-      assert.equal(res.status, 400, JSON.stringify(body));
-      assert.equal(body.error.param, `states[${states.findIndex((s) => typeof s === 'object')}]`, JSON.stringify(states));
-      assert.match(body.error.message, /overflowed float32/);
+      await assertRefused(await post('/v1/ablations/compare', { max_tokens: 4, states }), `states[${states.findIndex((s) => typeof s === 'object')}]`, JSON.stringify(states));
     }
     assertSameGeneration(await complete(server), before);
   });
@@ -139,12 +127,17 @@ interface Comparison {
   states: { super_weights: { mode: string }; tokens: string[]; token_ids: number[]; baseline_token_logprobs: number[]; kl_divergence: number[]; stop_word_mass: number[] }[];
 }
 
-async function compare(body: Record<string, unknown>): Promise<Comparison> {
-  const res = await fetch(`${server.url}/v1/ablations/compare`, {
+/** A JSON POST to the test server, the model and prompt filled in. */
+function post(path: string, body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${server.url}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ model: server.modelId, prompt: PROMPT, ...body }),
   });
+}
+
+async function compare(body: Record<string, unknown>): Promise<Comparison> {
+  const res = await post('/v1/ablations/compare', body);
   assert.equal(res.status, 200, await res.clone().text());
   return (await res.json()) as Comparison;
 }

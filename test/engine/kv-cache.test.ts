@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HostKvCache, MIN_SLOTS, type KvCache, type KvGeometry } from '../../src/engine/kv-cache.js';
-import type { LayerKv } from '../../src/engine/session.js';
+import type { KvData, LayerKv } from '../../src/engine/session.js';
 
 const GEOMETRY: KvGeometry = { numLayers: 2, kvHeads: 2, headDim: 3, elements: 'float32' };
 
@@ -36,6 +36,15 @@ function prefill(cache: KvCache, seq: number, length: number, from = 0): void {
   if (!cache.has(String(seq))) cache.open(String(seq));
   cache.arrange([[String(seq)], []], length);
   write(cache, Array.from({ length: length - from }, (_, i) => [seq, from + i]));
+}
+
+/** `seq`'s whole row (every slot, the keys and values of every layer) in the views `arrange(groups)` returns. */
+function rowData(cache: KvCache, groups: string[][], seq: string): KvData[] {
+  const { order, views } = cache.arrange(groups, 8);
+  const g = order.findIndex((ids) => ids.includes(seq));
+  const row = order[g]!.indexOf(seq);
+  const stride = GEOMETRY.kvHeads * cache.slots * GEOMETRY.headDim;
+  return views[g]!.flatMap((l) => [l.key, l.value].map((data) => data.subarray(row * stride, (row + 1) * stride)));
 }
 
 /** Checks, through the views `arrange` returns, that `seq` holds its own tagged values at positions [0, length). */
@@ -134,13 +143,7 @@ export function kvCacheContract(name: string, create: (geometry: KvGeometry) => 
       const cache = create(GEOMETRY);
       const overflowed = (tokens: [number, number][]): LayerKv[] =>
         present(tokens).map(({ key, value }) => ({ key: key.map((_, i) => (i % 2 ? Infinity : NaN)), value: value.fill(-Infinity) }));
-      const allFinite = (groups: string[][], seq: string): boolean => {
-        const { order, views } = cache.arrange(groups, 8);
-        const g = order.findIndex((ids) => ids.includes(seq));
-        const row = order[g]!.indexOf(seq);
-        const stride = GEOMETRY.kvHeads * cache.slots * GEOMETRY.headDim;
-        return views[g]!.every((l) => [l.key, l.value].every((data) => data.subarray(row * stride, (row + 1) * stride).every(Number.isFinite)));
-      };
+      const allFinite = (groups: string[][], seq: string): boolean => rowData(cache, groups, seq).every((data) => data.every(Number.isFinite));
       // Closed: the next sequence opened gets the same row.
       cache.open('1');
       cache.arrange([['1'], []], 8);
@@ -172,12 +175,7 @@ describe('HostKvCache holding float16 (GPU graphs)', () => {
       const make = (): Uint16Array => Uint16Array.from({ length: tokens * geometry.kvHeads * geometry.headDim }, (_, i) => bits(i));
       return { key: make(), value: make() };
     });
-  const rowBits = (cache: HostKvCache, seq: string): number[] => {
-    const { order, views } = cache.arrange([[], [seq]], 8);
-    const row = order[1]!.indexOf(seq);
-    const stride = geometry.kvHeads * cache.slots * geometry.headDim;
-    return views[1]!.flatMap((l) => [l.key, l.value].flatMap((data) => [...data.subarray(row * stride, (row + 1) * stride)]));
-  };
+  const rowBits = (cache: HostKvCache, seq: string): number[] => rowData(cache, [[], [seq]], seq).flatMap((data) => [...data]);
 
   it('leaves no Inf or NaN bits of a sequence in the row it closed', () => {
     const cache = new HostKvCache(geometry);
